@@ -1,0 +1,93 @@
+-- chainlog 1: the schema, the events table and the recorded stream heads.
+--
+-- The tables are private. The public interface is the functions and views documented in
+-- docs/SQL.md (and in COMMENT ON, visible with \df+ and \dv+): INSERT into chainlog.events,
+-- chainlog.append(), chainlog.verify(), chainlog.verify_all(), chainlog.streams.
+--
+-- postgres-migrations keeps its own bookkeeping in an unqualified `migrations` table; chainlog's
+-- migrate() creates this schema first and runs with search_path = chainlog, so that table is
+-- chainlog.migrations and nothing is added to the application's schemas.
+
+do $$
+begin
+  -- The canonical encoding hashes text as UTF-8 and takes field lengths from octet_length(),
+  -- which counts bytes in the database encoding. The two agree only in a UTF8 database.
+  if pg_catalog.getdatabaseencoding() <> 'UTF8' then
+    raise exception 'chainlog needs a UTF8 database; this one is %', pg_catalog.getdatabaseencoding()
+      using errcode = 'LC010',
+            hint = 'Create the database with ENCODING ''UTF8'' (and a UTF-8 locale, or TEMPLATE template0).';
+  end if;
+end $$;
+
+create schema if not exists chainlog;
+comment on schema chainlog is
+  'chainlog: tamper-evident, append-only audit log. Public interface: chainlog.events (INSERT, SELECT), '
+  'chainlog.append(), chainlog.verify(), chainlog.verify_all(), chainlog.streams. See docs/SQL.md.';
+
+create table chainlog.events (
+  id             bigint generated always as identity primary key,
+  stream         text        not null default 'default',
+  seq            bigint      not null,
+  recorded_at    timestamptz not null,
+  occurred_at    timestamptz,
+  actor          text        not null,
+  actor_type     text        not null,
+  event_type     text        not null,
+  action         text        not null,
+  result         text        not null default 'success',
+  resource_type  text,
+  resource_id    text,
+  source_ip      inet,
+  request_id     text,
+  payload        jsonb,
+  before         jsonb,
+  after          jsonb,
+  format_version smallint    not null,
+  data_digest    bytea       not null,
+  prev_hash      bytea       not null,
+  hash           bytea       not null,
+
+  constraint events_stream_seq_key unique (stream, seq),
+  constraint events_seq_positive check (seq >= 1),
+  constraint events_actor_type_known check (actor_type in ('user', 'api_key', 'service', 'system')),
+  constraint events_result_known check (result in ('success', 'failure')),
+  constraint events_hashes_are_sha256 check (
+    octet_length(hash) = 32 and octet_length(prev_hash) = 32 and octet_length(data_digest) = 32)
+);
+
+comment on table chainlog.events is
+  'One row per audit event. Append-only: INSERT (or COPY) only; chainlog assigns seq, recorded_at, '
+  'format_version, data_digest, prev_hash and hash, and refuses UPDATE, DELETE and TRUNCATE.';
+comment on column chainlog.events.id is 'Global insertion order across streams. Never use it to order a chain: use seq.';
+comment on column chainlog.events.stream is 'The chain this event belongs to (a tenant, an organization, a workflow).';
+comment on column chainlog.events.seq is 'Position in the stream, 1..n without gaps. Assigned by chainlog.';
+comment on column chainlog.events.recorded_at is 'Database clock when the event was chained (clock_timestamp()). Assigned by chainlog.';
+comment on column chainlog.events.occurred_at is 'When the client says the event happened. Optional and not trusted.';
+comment on column chainlog.events.actor is 'Who did it. Defaults to the setting chainlog.actor, then session_user.';
+comment on column chainlog.events.actor_type is 'user, api_key, service or system. Defaults to chainlog.actor_type, then user (service when actor fell back to session_user).';
+comment on column chainlog.events.source_ip is 'Defaults to the setting chainlog.source_ip, then inet_client_addr().';
+comment on column chainlog.events.request_id is 'Defaults to the setting chainlog.request_id.';
+comment on column chainlog.events.data_digest is 'SHA-256 of payload, before and after (docs/FORMAT.md). The chain commits to this digest, so those values can later be redacted without breaking verification.';
+comment on column chainlog.events.prev_hash is 'hash of the previous event in the stream; 32 zero bytes for seq 1.';
+comment on column chainlog.events.hash is 'SHA-256 of the canonical encoding of this event (docs/FORMAT.md).';
+
+-- The recorded head of every stream: the last committed seq and hash. It is what lets verify() tell a
+-- chain cut short at its tail (truncated) from a chain that simply ends there. It is written twice per
+-- transaction and stream (claim, then settle at commit), never once per event: updating one row per
+-- event inside a transaction is quadratic, because the row's dead versions cannot be pruned while the
+-- transaction is open.
+create table chainlog.stream_heads (
+  stream      text        primary key,
+  head_seq    bigint      not null,
+  head_hash   bytea       not null,
+  -- true only inside the transaction that holds the stream's lock; never visible to others.
+  pending     boolean     not null default false,
+  created_at  timestamptz not null default pg_catalog.clock_timestamp(),
+  updated_at  timestamptz not null default pg_catalog.clock_timestamp(),
+
+  constraint stream_heads_seq_not_negative check (head_seq >= 0),
+  constraint stream_heads_hash_is_sha256 check (octet_length(head_hash) = 32)
+);
+
+comment on table chainlog.stream_heads is
+  'Private. The recorded head of each stream, updated at commit. Read it through the view chainlog.streams.';

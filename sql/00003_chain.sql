@@ -1,0 +1,267 @@
+-- chainlog 3: the chain. A BEFORE INSERT trigger gives every event its place in its stream's chain.
+--
+-- How a writer gets a stream's head, and why it is fast:
+--   * The first event a transaction writes to a stream "claims" the stream: it updates the stream's
+--     row in chainlog.stream_heads, which takes that row's lock until commit. Writers of one stream
+--     therefore take turns, seq is assigned inside that critical section, and no two events can get
+--     the same predecessor. Under REPEATABLE READ or SERIALIZABLE the claim raises SQLSTATE 40001
+--     when another transaction moved the head after this one's snapshot: retry, never a fork.
+--   * The head it read is then carried in transaction-local settings (chainlog.head_*), so every
+--     further event of that stream in the transaction costs no lookup and no lock: the insert cost
+--     does not grow with the transaction or the table.
+--   * At commit a deferred trigger "settles" the recorded head once. The head row is written twice
+--     per transaction and stream, never once per event.
+-- Settings set with is_local roll back with a failed savepoint and vanish at transaction end, so the
+-- carried head is never stale.
+
+-- The last event of a stream, by seq. The planner settings make this an index scan whatever the
+-- statistics say: a prototype's cached plan flipped to a full scan + sort per insert after
+-- TRUNCATE/ANALYZE of an empty table. Called at most a few times per transaction.
+create function chainlog.last_event(stream text, out seq bigint, out hash bytea)
+language sql stable
+set search_path = ''
+set enable_seqscan = off
+set enable_bitmapscan = off
+set enable_sort = off
+begin atomic
+  select e.seq, e.hash from chainlog.events e
+   where e.stream = last_event.stream
+   order by e.seq desc
+   limit 1;
+end;
+
+comment on function chainlog.last_event(text) is
+  'The last stored event of a stream (seq, hash), or NULLs for an empty stream.';
+
+-- Take the stream's lock for this transaction and return its head.
+create function chainlog._claim_head(p_stream text, out head_seq bigint, out head_hash bytea)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  loop
+    -- Not pending: the committed head, now locked by us. Waits while another writer holds it.
+    update chainlog.stream_heads h
+       set pending = true
+     where h.stream = p_stream and not h.pending
+    returning h.head_seq, h.head_hash into head_seq, head_hash;
+    if found then
+      return;
+    end if;
+
+    -- A pending row is visible only to the transaction that claimed it: this one. We hold the lock
+    -- already, and our own latest event is the head (the carried head was for another stream).
+    perform from chainlog.stream_heads h where h.stream = p_stream;
+    if found then
+      select e.seq, e.hash into head_seq, head_hash from chainlog.last_event(p_stream) e;
+      return;
+    end if;
+
+    -- A new stream.
+    insert into chainlog.stream_heads (stream, head_seq, head_hash, pending)
+    values (p_stream, 0, chainlog.genesis_hash(), true)
+    on conflict (stream) do nothing;
+    if found then
+      head_seq := 0;
+      head_hash := chainlog.genesis_hash();
+      return;
+    end if;
+    -- Another transaction created the stream and committed meanwhile: claim its row.
+  end loop;
+end;
+$$;
+
+-- At commit (deferred), write the stream's final head once.
+create function chainlog._settle_head() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  final_seq bigint;
+  final_hash bytea;
+begin
+  if pg_catalog.current_setting('chainlog.head_stream', true) = new.stream then
+    final_seq := pg_catalog.current_setting('chainlog.head_seq')::bigint;
+    final_hash := pg_catalog.decode(pg_catalog.current_setting('chainlog.head_hash'), 'hex');
+  else
+    select e.seq, e.hash into final_seq, final_hash from chainlog.last_event(new.stream) e;
+  end if;
+
+  update chainlog.stream_heads h
+     set head_seq = coalesce(final_seq, 0),
+         head_hash = coalesce(final_hash, chainlog.genesis_hash()),
+         pending = false,
+         updated_at = pg_catalog.clock_timestamp()
+   where h.stream = new.stream;
+
+  -- If someone ran SET CONSTRAINTS ALL IMMEDIATE this fired at the end of a statement, not at commit:
+  -- forget the carried head so the next statement claims (and settles) again.
+  perform pg_catalog.set_config('chainlog.head_stream', '', true);
+  return null;
+end;
+$$;
+
+create constraint trigger stream_heads_settle
+  after insert or update on chainlog.stream_heads
+  deferrable initially deferred
+  for each row when (new.pending)
+  execute function chainlog._settle_head();
+
+-- A recorded head never moves backwards.
+create function chainlog._guard_stream_head() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.stream <> old.stream or new.head_seq < old.head_seq then
+    raise exception 'chainlog: the recorded head of stream "%" cannot move back from seq % to %',
+      old.stream, old.head_seq, new.head_seq
+      using errcode = 'LC003',
+            hint = 'Stream heads only move forward. This is tampering or a bug; run chainlog.verify().';
+  end if;
+  return new;
+end;
+$$;
+
+create trigger stream_heads_forward_only
+  before update on chainlog.stream_heads
+  for each row execute function chainlog._guard_stream_head();
+
+-- The chain trigger. Runs once per inserted row, so it is written for speed: one IF for all the
+-- rejections, the head carried in settings, and the format functions inlined into two expressions.
+-- It is neither SECURITY DEFINER nor has a SET clause, because either costs a context switch or a
+-- settings save/restore per row; the one step that needs chainlog's own privileges, _claim_head(),
+-- is security definer and runs once per transaction and stream. Names are schema-qualified.
+create function chainlog._chain_event() returns trigger
+language plpgsql
+as $$
+declare
+  head_seq bigint;
+  head_hash bytea;
+  actor_from_role boolean := false;
+  ignored text;
+begin
+  if new.seq is not null or new.recorded_at is not null or new.prev_hash is not null
+     or new.hash is not null or new.data_digest is not null or new.format_version is not null then
+    raise exception 'chainlog: % is assigned by chainlog and must not be supplied',
+      case when new.seq is not null then 'seq'
+           when new.recorded_at is not null then 'recorded_at'
+           when new.prev_hash is not null then 'prev_hash'
+           when new.hash is not null then 'hash'
+           when new.data_digest is not null then 'data_digest'
+           else 'format_version' end
+      using errcode = 'LC001',
+            hint = 'Leave seq, recorded_at, format_version, data_digest, prev_hash and hash out of the INSERT column list.';
+  end if;
+
+  -- Context not given in the row comes from the transaction's settings (SET LOCAL chainlog.actor = ...).
+  if new.actor is null then
+    new.actor := nullif(pg_catalog.current_setting('chainlog.actor', true), '');
+    if new.actor is null then
+      new.actor := session_user;
+      actor_from_role := true;
+    end if;
+  end if;
+  if new.actor_type is null then
+    new.actor_type := coalesce(
+      nullif(pg_catalog.current_setting('chainlog.actor_type', true), ''),
+      case when actor_from_role then 'service' else 'user' end);
+  end if;
+  if new.source_ip is null then
+    new.source_ip := coalesce(
+      chainlog._setting_inet('chainlog.source_ip'), pg_catalog.inet_client_addr());
+  end if;
+  if new.request_id is null then
+    new.request_id := nullif(pg_catalog.current_setting('chainlog.request_id', true), '');
+  end if;
+
+  if new.stream is null or new.stream = '' or new.event_type is null or new.event_type = ''
+     or new.action is null or new.action = '' or new.actor = ''
+     or new.result is null or new.result not in ('success', 'failure')
+     or new.actor_type not in ('user', 'api_key', 'service', 'system')
+     or not pg_catalog.isfinite(new.occurred_at) then
+    perform chainlog._reject_invalid_event(new.stream, new.event_type, new.action, new.actor,
+                                           new.actor_type, new.result, new.occurred_at);
+  end if;
+
+  if pg_catalog.current_setting('chainlog.head_stream', true) = new.stream then
+    head_seq := pg_catalog.current_setting('chainlog.head_seq')::bigint;
+    head_hash := pg_catalog.decode(pg_catalog.current_setting('chainlog.head_hash'), 'hex');
+  else
+    select c.head_seq, c.head_hash into head_seq, head_hash from chainlog._claim_head(new.stream) c;
+    perform pg_catalog.set_config('chainlog.head_stream', new.stream, true);
+  end if;
+
+  new.seq := head_seq + 1;
+  new.recorded_at := pg_catalog.clock_timestamp();
+  new.format_version := 1;
+  new.prev_hash := head_hash;
+  new.data_digest := chainlog.data_digest(new.payload, new.before, new.after);
+  new.hash := pg_catalog.sha256(chainlog.canonical_bytes(
+    new.format_version, new.prev_hash, new.seq, new.recorded_at, new.data_digest,
+    new.stream, new.occurred_at, new.actor, new.actor_type, new.event_type, new.action,
+    new.result, new.resource_type, new.resource_id, new.source_ip, new.request_id));
+
+  -- An assignment, not PERFORM: PL/pgSQL evaluates it on its fast path for simple expressions.
+  ignored := pg_catalog.set_config('chainlog.head_seq', new.seq::text, true)
+             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head_hash', pg_catalog.encode(new.hash, 'hex'), true);
+  return new;
+end;
+$$;
+
+-- Reads an inet from a setting and says which setting is wrong when it is not one.
+create function chainlog._setting_inet(setting_name text) returns inet
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  raw text := nullif(pg_catalog.current_setting(setting_name, true), '');
+begin
+  return raw::inet;
+exception when invalid_text_representation then
+  raise exception 'chainlog: setting % is not an IP address: "%"', setting_name, raw
+    using errcode = 'LC002',
+          hint = 'SET LOCAL chainlog.source_ip to an address such as ''203.0.113.7'' or ''2001:db8::1'', or leave it unset.';
+end;
+$$;
+
+-- Called only when the chain trigger found a bad row: names the first bad field.
+create function chainlog._reject_invalid_event(
+  stream text, event_type text, action text, actor text, actor_type text, result text,
+  occurred_at timestamptz) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if stream is null or stream = '' then
+    raise exception 'chainlog: stream must be a non-empty text'
+      using errcode = 'LC002', hint = 'Leave stream out to use ''default'', or name the chain (a tenant, an organization).';
+  elsif event_type is null or event_type = '' then
+    raise exception 'chainlog: event_type is required'
+      using errcode = 'LC002', hint = 'Name what happened, e.g. event_type => ''WORKFLOW_CREATED''.';
+  elsif action is null or action = '' then
+    raise exception 'chainlog: action is required'
+      using errcode = 'LC002', hint = 'Use a verb such as CREATE, UPDATE, DELETE, EXECUTE or LOGIN.';
+  elsif actor = '' then
+    raise exception 'chainlog: actor must not be empty'
+      using errcode = 'LC002', hint = 'Leave actor out (it defaults to chainlog.actor, then session_user) or name who did it.';
+  elsif result is null or result not in ('success', 'failure') then
+    raise exception 'chainlog: result must be ''success'' or ''failure'', not %', pg_catalog.quote_nullable(result)
+      using errcode = 'LC002', hint = 'Leave result out for ''success''.';
+  elsif actor_type not in ('user', 'api_key', 'service', 'system') then
+    raise exception 'chainlog: actor_type must be user, api_key, service or system, not %', pg_catalog.quote_literal(actor_type)
+      using errcode = 'LC002', hint = 'Set actor_type in the row or with SET LOCAL chainlog.actor_type.';
+  else
+    raise exception 'chainlog: occurred_at must be a finite timestamp, not %', occurred_at
+      using errcode = 'LC002', hint = 'Leave occurred_at out or give the time the event happened.';
+  end if;
+end;
+$$;
+
+-- Named to fire after any other BEFORE INSERT trigger (triggers fire in name order): an event must be
+-- chained as it will be stored.
+create trigger zz_chainlog_chain
+  before insert on chainlog.events
+  for each row execute function chainlog._chain_event();

@@ -1,0 +1,98 @@
+-- chainlog 6: the remaining public interface (append(), the streams view) and the roles.
+
+create function chainlog.append(
+  event_type    text,
+  action        text,
+  stream        text        default 'default',
+  actor         text        default null,
+  actor_type    text        default null,
+  result        text        default 'success',
+  resource_type text        default null,
+  resource_id   text        default null,
+  payload       jsonb       default null,
+  before        jsonb       default null,
+  after         jsonb       default null,
+  occurred_at   timestamptz default null,
+  source_ip     inet        default null,
+  request_id    text        default null)
+returns table (id bigint, stream text, seq bigint, hash bytea)
+language sql
+-- Invoker's rights: append() is INSERT with named parameters, so the caller needs INSERT on
+-- chainlog.events (chainlog_writer has it), and actor defaults to the caller's session_user.
+security invoker
+set search_path = ''
+begin atomic
+  insert into chainlog.events as e
+    (event_type, action, stream, actor, actor_type, result, resource_type, resource_id,
+     payload, before, after, occurred_at, source_ip, request_id)
+  values
+    (append.event_type, append.action, append.stream, append.actor, append.actor_type, append.result,
+     append.resource_type, append.resource_id, append.payload, append.before, append.after,
+     append.occurred_at, append.source_ip, append.request_id)
+  returning e.id, e.stream, e.seq, e.hash;
+end;
+
+comment on function chainlog.append(text, text, text, text, text, text, text, text, jsonb, jsonb, jsonb, timestamptz, inet, text) is
+  'Appends one event and returns its id, stream, seq and hash. Omitted context comes from the settings chainlog.actor, chainlog.actor_type, chainlog.source_ip and chainlog.request_id. '
+  'Example: SELECT * FROM chainlog.append(event_type => ''INVOICE_PAID'', action => ''UPDATE'', stream => ''acme'', resource_type => ''invoice'', resource_id => ''42'');';
+
+create view chainlog.streams
+with (security_barrier)
+as
+select h.stream,
+       h.head_seq,
+       h.head_hash,
+       h.created_at,
+       h.updated_at as last_appended_at
+  from chainlog.stream_heads h;
+
+comment on view chainlog.streams is
+  'One row per stream: its recorded head (head_seq, head_hash: the last committed event), when it was created and last appended to.';
+
+-- Roles. They are cluster-wide, so another database may have created them already, possibly at this
+-- very moment: tolerate both.
+do $$
+declare
+  role_name text;
+begin
+  foreach role_name in array array['chainlog_reader', 'chainlog_writer', 'chainlog_admin'] loop
+    if not exists (select from pg_catalog.pg_roles r where r.rolname = role_name) then
+      begin
+        execute pg_catalog.format('create role %I nologin', role_name);
+      exception when duplicate_object or unique_violation then
+        null; -- created concurrently by another install
+      end;
+    end if;
+  end loop;
+end $$;
+
+-- Nobody gets UPDATE, DELETE or TRUNCATE, the owner included (the owner could grant them back, but
+-- the append-only triggers refuse the statements anyway).
+revoke all on chainlog.events, chainlog.stream_heads from public;
+revoke update, delete, truncate on chainlog.events from current_user;
+revoke all on all functions in schema chainlog from public;
+
+grant usage on schema chainlog to chainlog_reader, chainlog_writer, chainlog_admin;
+
+-- Readers read and verify.
+grant select on chainlog.events, chainlog.streams to chainlog_reader;
+grant execute on function chainlog.verify(text, bigint), chainlog.verify_all(),
+  chainlog.last_event(text), chainlog.genesis_hash(), chainlog.data_digest(jsonb, jsonb, jsonb),
+  chainlog.canonical_bytes(smallint, bytea, bigint, timestamptz, bytea, text, timestamptz, text, text, text, text, text, text, text, inet, text),
+  chainlog.text_field(text), chainlog.timestamp_field(timestamptz), chainlog.inet_field(inet),
+  chainlog._content_ok(chainlog.events, bigint)
+  to chainlog_reader;
+
+-- Writers insert (directly, by COPY or with append()) and read. The chain trigger runs with the
+-- writer's rights and calls these helpers; _claim_head is security definer and writes stream_heads.
+grant chainlog_reader to chainlog_writer;
+grant insert on chainlog.events to chainlog_writer;
+grant execute on function
+  chainlog.append(text, text, text, text, text, text, text, text, jsonb, jsonb, jsonb, timestamptz, inet, text),
+  chainlog._claim_head(text), chainlog._setting_inet(text),
+  chainlog._reject_invalid_event(text, text, text, text, text, text, timestamptz)
+  to chainlog_writer;
+
+-- Admins do both and may open a maintenance window.
+grant chainlog_writer to chainlog_admin;
+grant execute on function chainlog.begin_maintenance(text) to chainlog_admin;

@@ -1,0 +1,55 @@
+// Installs or upgrades chainlog's schema: the numbered SQL files in sql/, applied by postgres-migrations.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { migrate as runMigrations } from 'postgres-migrations';
+
+/** The folder holding chainlog's numbered migrations. */
+export const SQL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'sql');
+
+export interface MigrateOptions {
+  /** Connection string; defaults to DATABASE_URL. Ignored when `client` is given. */
+  connectionString?: string;
+  /** A connected client to run on (not a pool: migrations need one session). */
+  client?: pg.Client;
+  /** Receives postgres-migrations' progress lines. */
+  log?: (message: string) => void;
+}
+
+export interface MigrateResult {
+  /** Names of the migrations applied by this call (empty when already up to date). */
+  applied: string[];
+}
+
+// Serializes our pre-step (creating the schema) between concurrent installs; postgres-migrations then
+// takes its own advisory lock for the migrations themselves.
+const INSTALL_LOCK_KEY = 0x63686c67; // 'chlg'
+
+/**
+ * Applies every pending migration. Re-running is a no-op, and concurrent calls wait for each other.
+ *
+ * postgres-migrations keeps its bookkeeping in an unqualified `migrations` table; we create the
+ * `chainlog` schema first and run with `search_path = chainlog`, so that table is `chainlog.migrations`.
+ */
+export async function migrate(options: MigrateOptions = {}): Promise<MigrateResult> {
+  const ownClient = options.client
+    ? undefined
+    : new pg.Client({ connectionString: options.connectionString ?? process.env.DATABASE_URL });
+  const client = options.client ?? ownClient!;
+  if (ownClient) await ownClient.connect();
+  const previousSearchPath = (await client.query<{ search_path: string }>('show search_path')).rows[0]!.search_path;
+  try {
+    await client.query('select pg_advisory_lock($1)', [INSTALL_LOCK_KEY]);
+    await client.query('create schema if not exists chainlog');
+    await client.query('set search_path = chainlog');
+    // Later migrations may alter chainlog's own tables; that DDL is the documented maintenance path.
+    await client.query("set chainlog.maintenance = 'on'");
+    const applied = await runMigrations({ client }, SQL_DIR, { logger: options.log });
+    return { applied: applied.map((m) => m.name) };
+  } finally {
+    await client.query('reset chainlog.maintenance').catch(() => {});
+    await client.query(`select set_config('search_path', $1, false)`, [previousSearchPath]).catch(() => {});
+    await client.query('select pg_advisory_unlock($1)', [INSTALL_LOCK_KEY]).catch(() => {});
+    if (ownClient) await ownClient.end();
+  }
+}

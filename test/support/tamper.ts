@@ -1,0 +1,206 @@
+// The attacker's toolbox: a superuser who bypasses chainlog's triggers with
+// session_replication_role = replica and edits chainlog.events directly. Each scenario knows which
+// problem kind and first_bad_seq chainlog.verify() (and the offline verifier) must report.
+import type pg from 'pg';
+
+type Db = Pick<pg.Client, 'query'>;
+
+/** Appends `count` events to `stream` through the normal path (the chain trigger). */
+export async function seedStream(db: Db, stream: string, count: number): Promise<void> {
+  await db.query(
+    `insert into chainlog.events (stream, actor, event_type, action, resource_type, resource_id, payload)
+     select $1, 'seed@example.com', 'RECORD_UPDATED', 'UPDATE', 'record', g::text,
+            jsonb_build_object('n', g, 'note', 'seed event ' || g)
+       from generate_series(1, $2::int) g`,
+    [stream, count],
+  );
+}
+
+/**
+ * Runs `sql` with chainlog's triggers bypassed, as a superuser attacker would. One simple-protocol
+ * query string, so it runs on one connection even when `db` is a pool, and all of it or nothing.
+ */
+export async function asAttacker(db: Db, sql: string): Promise<void> {
+  await db.query(`begin; set local session_replication_role = replica; ${sql}; commit;`).catch(async (e) => {
+    await db.query('rollback').catch(() => {});
+    throw e;
+  });
+}
+
+// Recomputes an event's hash from its (already tampered) row, as a careful attacker would.
+const RECOMPUTED_HASH = `sha256(chainlog.canonical_bytes(format_version, prev_hash, seq, recorded_at, data_digest,
+  stream, occurred_at, actor, actor_type, event_type, action, result, resource_type, resource_id, source_ip, request_id))`;
+
+export interface TamperScenario {
+  name: string;
+  /** Stream length the scenario expects (seed with seedStream first). */
+  length: number;
+  /** Does the tampering on `stream`. */
+  apply: (db: Db, stream: string) => Promise<void>;
+  expected: { problem: string; firstBadSeq: number };
+}
+
+/** Every kind of tampering verify() names, on a stream of 10 events. */
+export const scenarios: TamperScenario[] = [
+  {
+    name: 'a field of event 4 is changed',
+    length: 10,
+    apply: (db, s) => asAttacker(db, `update chainlog.events set actor = 'mallory' where stream = '${s}' and seq = 4`),
+    expected: { problem: 'modified', firstBadSeq: 4 },
+  },
+  {
+    name: 'the payload of event 6 is changed',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(db, `update chainlog.events set payload = '{"n": 600}' where stream = '${s}' and seq = 6`),
+    expected: { problem: 'modified', firstBadSeq: 6 },
+  },
+  {
+    name: 'event 5 is changed and its digest and hash recomputed',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `update chainlog.events set payload = '{"n": 500}', data_digest = chainlog.data_digest('{"n": 500}', before, after)
+          where stream = '${s}' and seq = 5;
+         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 5`,
+      ),
+    expected: { problem: 'modified', firstBadSeq: 5 },
+  },
+  {
+    name: 'the last event is changed and its hash recomputed',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `update chainlog.events set actor = 'mallory' where stream = '${s}' and seq = 10;
+         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 10`,
+      ),
+    expected: { problem: 'modified', firstBadSeq: 10 },
+  },
+  {
+    name: 'event 3 is deleted',
+    length: 10,
+    apply: (db, s) => asAttacker(db, `delete from chainlog.events where stream = '${s}' and seq = 3`),
+    expected: { problem: 'deleted', firstBadSeq: 3 },
+  },
+  {
+    name: 'events 3 and 4 are deleted',
+    length: 10,
+    apply: (db, s) => asAttacker(db, `delete from chainlog.events where stream = '${s}' and seq in (3, 4)`),
+    expected: { problem: 'deleted', firstBadSeq: 3 },
+  },
+  {
+    name: 'the first event is deleted',
+    length: 10,
+    apply: (db, s) => asAttacker(db, `delete from chainlog.events where stream = '${s}' and seq = 1`),
+    expected: { problem: 'deleted', firstBadSeq: 1 },
+  },
+  {
+    name: 'event 3 is deleted and later events renumbered to hide the gap',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `delete from chainlog.events where stream = '${s}' and seq = 3;
+         update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq > 3;
+         update chainlog.events set seq = seq - 1001 where stream = '${s}' and seq > 1000`,
+      ),
+    expected: { problem: 'deleted', firstBadSeq: 3 },
+  },
+  {
+    name: 'the last three events are deleted',
+    length: 10,
+    apply: (db, s) => asAttacker(db, `delete from chainlog.events where stream = '${s}' and seq > 7`),
+    expected: { problem: 'truncated', firstBadSeq: 8 },
+  },
+  {
+    name: 'events 4 and 5 swap places',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `update chainlog.events set seq = 1000 where stream = '${s}' and seq = 4;
+         update chainlog.events set seq = 4 where stream = '${s}' and seq = 5;
+         update chainlog.events set seq = 5 where stream = '${s}' and seq = 1000`,
+      ),
+    expected: { problem: 'reordered', firstBadSeq: 4 },
+  },
+  {
+    name: 'events 2 and 7 swap places',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `update chainlog.events set seq = 1000 where stream = '${s}' and seq = 2;
+         update chainlog.events set seq = 2 where stream = '${s}' and seq = 7;
+         update chainlog.events set seq = 7 where stream = '${s}' and seq = 1000`,
+      ),
+    expected: { problem: 'reordered', firstBadSeq: 2 },
+  },
+  {
+    name: 'a forged event is inserted at seq 5 and later events renumbered',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= 5;
+         update chainlog.events set seq = seq - 999 where stream = '${s}' and seq > 1000;
+         insert into chainlog.events (stream, seq, recorded_at, actor, actor_type, event_type, action, result,
+                                      format_version, data_digest, prev_hash, hash)
+         select stream, 5, recorded_at, 'mallory', 'user', 'FORGED', 'CREATE', 'success',
+                1, data_digest, hash, sha256('forged')
+           from chainlog.events where stream = '${s}' and seq = 4`,
+      ),
+    expected: { problem: 'inserted', firstBadSeq: 5 },
+  },
+  {
+    name: 'a well-formed forged event is inserted at seq 5 and later events renumbered',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= 5;
+         update chainlog.events set seq = seq - 999 where stream = '${s}' and seq > 1000;
+         insert into chainlog.events (stream, seq, recorded_at, actor, actor_type, event_type, action, result,
+                                      format_version, data_digest, prev_hash, hash)
+         select stream, 5, recorded_at, 'mallory', 'user', 'FORGED', 'CREATE', 'success',
+                1, chainlog.data_digest(null, null, null), hash, sha256('placeholder')
+           from chainlog.events where stream = '${s}' and seq = 4;
+         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 5`,
+      ),
+    expected: { problem: 'inserted', firstBadSeq: 5 },
+  },
+  {
+    name: 'a forged event is appended after the recorded head',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `insert into chainlog.events (stream, seq, recorded_at, actor, actor_type, event_type, action, result,
+                                      format_version, data_digest, prev_hash, hash)
+         select stream, 11, recorded_at, 'mallory', 'user', 'FORGED', 'CREATE', 'success',
+                1, chainlog.data_digest(null, null, null), hash, sha256('placeholder')
+           from chainlog.events where stream = '${s}' and seq = 10;
+         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 11`,
+      ),
+    expected: { problem: 'inserted', firstBadSeq: 11 },
+  },
+  {
+    name: 'a second event claims event 9 as its predecessor (a fork)',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `insert into chainlog.events (stream, seq, recorded_at, actor, actor_type, event_type, action, result,
+                                      format_version, data_digest, prev_hash, hash)
+         select stream, 11, recorded_at, 'writer-b', 'service', 'RECORD_UPDATED', 'UPDATE', 'success',
+                1, chainlog.data_digest(null, null, null), prev_hash, sha256('placeholder')
+           from chainlog.events where stream = '${s}' and seq = 10;
+         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 11;
+         update chainlog.stream_heads h set head_seq = 11, head_hash = e.hash
+           from chainlog.events e where e.stream = h.stream and e.seq = 11 and h.stream = '${s}'`,
+      ),
+    expected: { problem: 'forked', firstBadSeq: 11 },
+  },
+];

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { useChainlogDatabase } from './support/db.js';
+import { scenarios, seedStream } from './support/tamper.js';
+
+const db = useChainlogDatabase();
+
+async function verify(stream: string, upToSeq?: number) {
+  const { rows } = await db.query(
+    'select ok, checked::int, first_bad_seq::int, problem, detail from chainlog.verify($1, $2)',
+    [stream, upToSeq ?? null],
+  );
+  return rows[0];
+}
+
+describe('chainlog.verify()', () => {
+  it('reports an intact stream as ok with every event checked', async () => {
+    await seedStream(db, 'intact', 25);
+    expect(await verify('intact')).toEqual({ ok: true, checked: 25, first_bad_seq: null, problem: null, detail: null });
+  });
+
+  it('verifies a prefix of the stream with up_to_seq', async () => {
+    await seedStream(db, 'prefix', 10);
+    expect(await verify('prefix', 4)).toMatchObject({ ok: true, checked: 4 });
+  });
+
+  it('refuses an unknown stream with LC005 and a hint', async () => {
+    await expect(db.query(`select * from chainlog.verify('no-such-stream')`)).rejects.toMatchObject({
+      code: 'LC005',
+      hint: expect.stringContaining('chainlog.streams'),
+    });
+  });
+
+  it('refuses a negative up_to_seq with LC006', async () => {
+    await seedStream(db, 'neg', 1);
+    await expect(db.query(`select * from chainlog.verify('neg', -1)`)).rejects.toMatchObject({ code: 'LC006' });
+  });
+
+  describe('names the first broken event and the kind of tampering', () => {
+    for (const [i, scenario] of scenarios.entries()) {
+      it(`${scenario.name}: ${scenario.expected.problem} at seq ${scenario.expected.firstBadSeq}`, async () => {
+        const stream = `tamper-${i}`;
+        await seedStream(db, stream, scenario.length);
+        expect(await verify(stream)).toMatchObject({ ok: true });
+        await scenario.apply(db.pool, stream);
+        const report = await verify(stream);
+        expect(report).toMatchObject({
+          ok: false,
+          problem: scenario.expected.problem,
+          first_bad_seq: scenario.expected.firstBadSeq,
+        });
+        expect(report.detail).toBeTruthy();
+      });
+    }
+  });
+
+  it('verify_all() reports every stream, the broken ones with their problem', async () => {
+    const { rows } = await db.query(`select stream, ok, problem from chainlog.verify_all() where stream in ('intact', 'tamper-0')`);
+    expect(rows).toEqual([
+      { stream: 'intact', ok: true, problem: null },
+      { stream: 'tamper-0', ok: false, problem: 'modified' },
+    ]);
+  });
+});

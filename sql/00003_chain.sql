@@ -40,6 +40,9 @@ security definer
 set search_path = ''
 as $$
 begin
+  -- The settle trigger must fire at commit. If it fires now, inside this function, constraints were
+  -- made immediate and the head it recorded would be stale: it checks this flag and refuses.
+  perform pg_catalog.set_config('chainlog.claiming', 'on', true);
   loop
     -- Not pending: the committed head, now locked by us. Waits while another writer holds it.
     update chainlog.stream_heads h
@@ -47,14 +50,18 @@ begin
      where h.stream = p_stream and not h.pending
     returning h.head_seq, h.head_hash into head_seq, head_hash;
     if found then
+      perform pg_catalog.set_config('chainlog.claiming', 'off', true);
       return;
     end if;
 
     -- A pending row is visible only to the transaction that claimed it: this one. We hold the lock
     -- already, and our own latest event is the head (the carried head was for another stream).
-    perform from chainlog.stream_heads h where h.stream = p_stream;
+    -- Test `pending` itself: this statement has a newer snapshot than the UPDATE above, so a row
+    -- another writer committed in between may be visible here too, and that one is not ours.
+    perform from chainlog.stream_heads h where h.stream = p_stream and h.pending;
     if found then
       select e.seq, e.hash into head_seq, head_hash from chainlog.last_event(p_stream) e;
+      perform pg_catalog.set_config('chainlog.claiming', 'off', true);
       return;
     end if;
 
@@ -65,6 +72,7 @@ begin
     if found then
       head_seq := 0;
       head_hash := chainlog.genesis_hash();
+      perform pg_catalog.set_config('chainlog.claiming', 'off', true);
       return;
     end if;
     -- Another transaction created the stream and committed meanwhile: claim its row.
@@ -82,6 +90,11 @@ declare
   final_seq bigint;
   final_hash bytea;
 begin
+  if pg_catalog.current_setting('chainlog.claiming', true) = 'on' then
+    raise exception 'chainlog: cannot chain events while constraints are immediate'
+      using errcode = 'LC007',
+            hint = 'chainlog records each stream''s head at commit through a deferred trigger. Do not run SET CONSTRAINTS ALL IMMEDIATE in a transaction that writes events; name the constraints you need instead.';
+  end if;
   if pg_catalog.current_setting('chainlog.head_stream', true) = new.stream then
     final_seq := pg_catalog.current_setting('chainlog.head_seq')::bigint;
     final_hash := pg_catalog.decode(pg_catalog.current_setting('chainlog.head_hash'), 'hex');
@@ -96,8 +109,8 @@ begin
          updated_at = pg_catalog.clock_timestamp()
    where h.stream = new.stream;
 
-  -- If someone ran SET CONSTRAINTS ALL IMMEDIATE this fired at the end of a statement, not at commit:
-  -- forget the carried head so the next statement claims (and settles) again.
+  -- Normally this is the end of the transaction. If SET CONSTRAINTS ALL IMMEDIATE made it fire earlier,
+  -- forget the carried head so that a later event claims the stream again (and is then refused above).
   perform pg_catalog.set_config('chainlog.head_stream', '', true);
   return null;
 end;

@@ -1,0 +1,273 @@
+import { from as copyFrom } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { useChainlogDatabase } from './support/db.js';
+
+const db = useChainlogDatabase();
+
+async function verify(stream: string) {
+  const { rows } = await db.query('select ok, checked::int, problem, detail from chainlog.verify($1)', [stream]);
+  return rows[0];
+}
+
+async function seqs(stream: string): Promise<number[]> {
+  const { rows } = await db.query<{ seq: string }>('select seq from chainlog.events where stream = $1 order by seq', [stream]);
+  return rows.map((r) => Number(r.seq));
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+describe('the chain trigger', () => {
+  it('chains a single-row INSERT, a multi-row INSERT and COPY FROM STDIN into one stream', async () => {
+    await db.query(`insert into chainlog.events (stream, event_type, action) values ('mixed', 'A', 'CREATE')`);
+    await db.query(
+      `insert into chainlog.events (stream, event_type, action) values ('mixed', 'B', 'CREATE'), ('mixed', 'C', 'UPDATE')`,
+    );
+    const client = await db.connect();
+    const lines = ['mixed\tD\tDELETE\t{"k": 1}\n', 'mixed\tE\tEXECUTE\t\\N\n'];
+    await pipeline(
+      Readable.from(lines),
+      client.query(copyFrom('copy chainlog.events (stream, event_type, action, payload) from stdin')),
+    );
+    expect(await seqs('mixed')).toEqual([1, 2, 3, 4, 5]);
+    expect(await verify('mixed')).toMatchObject({ ok: true, checked: 5 });
+  });
+
+  it('links the first event to the genesis hash and every later event to its predecessor', async () => {
+    await db.query(`select chainlog.append('X', 'CREATE', 'links'), chainlog.append('Y', 'CREATE', 'links')`);
+    const { rows } = await db.query(
+      `select seq, encode(prev_hash, 'hex') as prev, encode(hash, 'hex') as hash from chainlog.events where stream = 'links' order by seq`,
+    );
+    expect(rows[0].prev).toBe('0'.repeat(64));
+    expect(rows[1].prev).toBe(rows[0].hash);
+  });
+
+  it('keeps separate streams as separate chains, interleaved in one statement', async () => {
+    await db.query(
+      `insert into chainlog.events (stream, event_type, action)
+       select case when g % 3 = 0 then 'left' else 'right' end, 'E', 'CREATE' from generate_series(1, 30) g`,
+    );
+    expect(await seqs('left')).toEqual(range(10));
+    expect(await seqs('right')).toEqual(range(20));
+    expect(await verify('left')).toMatchObject({ ok: true });
+    expect(await verify('right')).toMatchObject({ ok: true });
+  });
+
+  it('records the head of each stream at commit, visible in chainlog.streams', async () => {
+    await db.query(`insert into chainlog.events (stream, event_type, action) select 'headed', 'E', 'CREATE' from generate_series(1, 7)`);
+    const { rows } = await db.query(
+      `select s.head_seq::int, s.head_hash = e.hash as matches
+         from chainlog.streams s join chainlog.events e on e.stream = s.stream and e.seq = s.head_seq
+        where s.stream = 'headed'`,
+    );
+    expect(rows).toEqual([{ head_seq: 7, matches: true }]);
+  });
+
+  it('continues the chain after a rolled-back savepoint without a gap', async () => {
+    const client = await db.connect();
+    await client.query('begin');
+    await client.query(`select chainlog.append('A', 'CREATE', 'savepoint')`);
+    await client.query('savepoint s');
+    await client.query(`select chainlog.append('B', 'CREATE', 'savepoint')`);
+    await client.query('rollback to savepoint s');
+    await client.query(`select chainlog.append('C', 'CREATE', 'savepoint')`);
+    await client.query('commit');
+    const { rows } = await db.query(`select seq::int, event_type from chainlog.events where stream = 'savepoint' order by seq`);
+    expect(rows).toEqual([
+      { seq: 1, event_type: 'A' },
+      { seq: 2, event_type: 'C' },
+    ]);
+    expect(await verify('savepoint')).toMatchObject({ ok: true, checked: 2 });
+  });
+
+  it('refuses to chain events while constraints are immediate, rather than record a stale head', async () => {
+    const client = await db.connect();
+    await client.query(`select chainlog.append('A', 'CREATE', 'immediate')`);
+    await client.query('begin');
+    await client.query('set constraints all immediate');
+    await expect(client.query(`select chainlog.append('B', 'CREATE', 'immediate')`)).rejects.toMatchObject({
+      code: 'LC007',
+      hint: expect.stringContaining('SET CONSTRAINTS'),
+    });
+    await client.query('rollback');
+    expect(await verify('immediate')).toMatchObject({ ok: true, checked: 1 });
+  });
+
+  it('settles the head correctly when constraints are made immediate after the events are written', async () => {
+    const client = await db.connect();
+    await client.query('begin');
+    await client.query(`insert into chainlog.events (stream, event_type, action) values ('late-immediate', 'A', 'CREATE'), ('late-immediate', 'B', 'CREATE')`);
+    await client.query('set constraints all immediate');
+    await client.query('commit');
+    expect(await verify('late-immediate')).toEqual({ ok: true, checked: 2, problem: null, detail: null });
+  });
+
+  it('updates the head row once per transaction and stream, not once per event, however many statements it runs', async () => {
+    const client = await db.connect();
+    await client.query(`select chainlog.append('FIRST', 'CREATE', 'many-statements')`);
+    const headUpdates = async () =>
+      (await client.query(`select n_tup_upd::int as n from pg_stat_xact_user_tables where relid = 'chainlog.stream_heads'::regclass`))
+        .rows[0].n as number;
+    await client.query('begin');
+    await client.query(`select chainlog.append('E', 'UPDATE', 'many-statements')`); // claims the stream
+    const afterClaim = await headUpdates();
+    for (let i = 0; i < 299; i++) await client.query(`select chainlog.append('E', 'UPDATE', 'many-statements')`);
+    // 299 more events, and the head row was not touched again: the next update is the settle at commit.
+    expect(await headUpdates()).toBe(afterClaim);
+    await client.query('commit');
+    expect(await verify('many-statements')).toMatchObject({ ok: true, checked: 301 });
+  });
+
+  it('never scans the whole events table to find a head, even right after ANALYZE of an empty table', async () => {
+    const client = await db.connect();
+    await client.query('analyze chainlog.events');
+    const scans = async () => {
+      await client.query('select pg_stat_force_next_flush()');
+      const { rows } = await client.query(`select seq_scan::int from pg_stat_user_tables where relid = 'chainlog.events'::regclass`);
+      return rows[0].seq_scan as number;
+    };
+    const before = await scans();
+    // Alternating streams inside one statement forces a head lookup for every row.
+    await client.query(
+      `insert into chainlog.events (stream, event_type, action)
+       select 'plan-' || (g % 2), 'E', 'CREATE' from generate_series(1, 2000) g`,
+    );
+    for (let i = 0; i < 20; i++) await client.query(`select chainlog.append('E', 'CREATE', 'plan-' || ${i % 3})`);
+    expect(await scans()).toBe(before);
+  });
+});
+
+describe('concurrent writers', () => {
+  // Three fresh streams: the race that once forked a chain happened while a new stream's head row was
+  // being created, so every round starts with a stream nobody has written yet.
+  it.each(['contended-1', 'contended-2', 'contended-3'])(
+    '16 clients on one new stream (%s), some rolling back, leave one contiguous chain of exactly the committed events',
+    async (stream) => {
+    let committed = 0;
+    const worker = async (w: number) => {
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        for (let i = 0; i < 12; i++) {
+          await client.query('begin');
+          const rows = 1 + ((w + i) % 3);
+          for (let r = 0; r < rows; r++) {
+            await client.query(`select chainlog.append('E', 'UPDATE', $1, actor => $2)`, [stream, `worker-${w}`]);
+          }
+          if ((w * 7 + i) % 4 === 0) {
+            await client.query('rollback');
+          } else {
+            await client.query('commit');
+            committed += rows;
+          }
+        }
+      } finally {
+        await client.end();
+      }
+    };
+    await Promise.all(range(16).map(worker));
+    expect(committed).toBeGreaterThan(0);
+    expect(await seqs(stream)).toEqual(range(committed));
+    expect(await verify(stream)).toMatchObject({ ok: true, checked: committed });
+    },
+  );
+
+  for (const isolation of ['repeatable read', 'serializable']) {
+    it(`a ${isolation} writer whose snapshot predates another writer's commit gets 40001, never a fork`, async () => {
+      const stream = `stale-${isolation.replace(' ', '-')}`;
+      await db.query(`select chainlog.append('A', 'CREATE', $1)`, [stream]);
+      const stale = await db.connect();
+      const other = await db.connect();
+      await stale.query(`begin isolation level ${isolation}`);
+      await stale.query('select count(*) from chainlog.events'); // takes the snapshot
+      await other.query(`select chainlog.append('B', 'CREATE', $1)`, [stream]);
+      await expect(stale.query(`select chainlog.append('C', 'CREATE', $1)`, [stream])).rejects.toMatchObject({
+        code: '40001',
+      });
+      await stale.query('rollback');
+      // Retried, the transaction succeeds and the chain stays linear.
+      await stale.query(`begin isolation level ${isolation}`);
+      await stale.query(`select chainlog.append('C', 'CREATE', $1)`, [stream]);
+      await stale.query('commit');
+      expect(await seqs(stream)).toEqual([1, 2, 3]);
+      expect(await verify(stream)).toMatchObject({ ok: true, checked: 3 });
+    });
+  }
+
+  it('a repeatable read writer that sees a brand-new stream created meanwhile gets 40001', async () => {
+    const stale = await db.connect();
+    const other = await db.connect();
+    await stale.query('begin isolation level repeatable read');
+    await stale.query('select count(*) from chainlog.events');
+    await other.query(`select chainlog.append('A', 'CREATE', 'born-meanwhile')`);
+    await expect(stale.query(`select chainlog.append('B', 'CREATE', 'born-meanwhile')`)).rejects.toMatchObject({ code: '40001' });
+    await stale.query('rollback');
+    expect(await verify('born-meanwhile')).toMatchObject({ ok: true, checked: 1 });
+  });
+
+  it('two transactions writing two streams in opposite order: one is chosen as deadlock victim (40P01), no chain breaks', async () => {
+    const a = await db.connect();
+    const b = await db.connect();
+    await a.query('begin');
+    await b.query('begin');
+    await a.query(`select chainlog.append('A1', 'CREATE', 'north')`);
+    await b.query(`select chainlog.append('B1', 'CREATE', 'south')`);
+    const results = await Promise.allSettled([
+      a.query(`select chainlog.append('A2', 'CREATE', 'south')`),
+      b.query(`select chainlog.append('B2', 'CREATE', 'north')`),
+    ]);
+    const failures = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.reason).toMatchObject({ code: '40P01' });
+    await a.query(results[0].status === 'fulfilled' ? 'commit' : 'rollback');
+    await b.query(results[1].status === 'fulfilled' ? 'commit' : 'rollback');
+    expect(await verify('north')).toMatchObject({ ok: true, checked: 1 });
+    expect(await verify('south')).toMatchObject({ ok: true, checked: 1 });
+  });
+});
+
+describe('the hash does not depend on the session', () => {
+  it('events written under unusual TimeZone, DateStyle, IntervalStyle, extra_float_digits and search_path verify in a default session', async () => {
+    const client = await db.connect();
+    await client.query(`set timezone = 'Asia/Kathmandu'`);
+    await client.query(`set datestyle = 'SQL, DMY'`);
+    await client.query(`set intervalstyle = 'sql_standard'`);
+    await client.query(`set extra_float_digits = -15`);
+    await client.query(`set search_path = ''`);
+    await client.query(
+      `select chainlog.append('ÉVÉNEMENT', 'CREATE', 'sessions', actor => 'zoë', occurred_at => '2024-02-29 23:59:59.123456+05:45',
+                              payload => '{"amount": 1.10000000000000008881784197001, "naïve": "back\\\\slash"}')`,
+    );
+    await client.end();
+    expect(await verify('sessions')).toMatchObject({ ok: true, checked: 1 });
+    const { rows } = await db.query(
+      `select occurred_at = '2024-02-29 18:14:59.123456+00' as utc_ok, actor from chainlog.events where stream = 'sessions'`,
+    );
+    expect(rows).toEqual([{ utc_ok: true, actor: 'zoë' }]);
+  });
+
+  it('computes identical canonical bytes for a stored event under different session settings', async () => {
+    await db.query(
+      `select chainlog.append('É', 'CREATE', 'bytes', actor => 'zoë', occurred_at => now(), source_ip => '2001:db8::1',
+                              payload => '{"naïve": 1.5e300}')`,
+    );
+    const canonical = `select encode(chainlog.canonical_bytes(format_version, prev_hash, seq, recorded_at, data_digest,
+      stream, occurred_at, actor, actor_type, event_type, action, result, resource_type, resource_id, source_ip, request_id), 'hex') as b
+      from chainlog.events where stream = 'bytes'`;
+    const results = new Set<string>();
+    for (const settings of [
+      `set timezone = 'UTC'`,
+      `set timezone = 'America/St_Johns'; set datestyle = 'German'`,
+      `set datestyle = 'Postgres, MDY'; set extra_float_digits = 3; set bytea_output = 'escape'`,
+      `set client_encoding = 'LATIN1'; set search_path = ''`,
+    ]) {
+      const client = await db.connect();
+      await client.query(settings);
+      results.add((await client.query(canonical)).rows[0].b);
+      await client.end();
+    }
+    expect(results.size).toBe(1);
+  });
+});

@@ -77,3 +77,10 @@ language sql immutable parallel safe
 return '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea;
 
 comment on function chainlog.genesis_hash() is 'The prev_hash of every stream''s first event: 32 zero bytes.';
+
+comment on function chainlog.text_field(text) is
+  'Format v1 encoding of a text field: UTF-8 bytes then 0x00; NULL is 0xFF (docs/FORMAT.md).';
+comment on function chainlog.timestamp_field(timestamptz) is
+  'Format v1 encoding of an optional timestamp: 0x01 then int64 microseconds since 2000-01-01 UTC; NULL is 0x00 (docs/FORMAT.md).';
+comment on function chainlog.inet_field(inet) is
+  'Format v1 encoding of an optional inet: PostgreSQL''s binary inet form; NULL is 0x00 (docs/FORMAT.md).';

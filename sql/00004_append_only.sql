@@ -64,8 +64,15 @@ $$;
 comment on function chainlog.begin_maintenance(text) is
   'Allows, for the rest of this transaction only, DDL that disables or drops chainlog''s triggers or tables. Records who and why as an event in stream ''chainlog.maintenance''. Returns that event''s id.';
 
--- Event trigger bodies. Installed only when the installing role may create event triggers (superuser).
-create function chainlog._guard_ddl() returns event_trigger
+-- Event trigger bodies. They live in their own schema: a function in schema chainlog would be dropped
+-- by DROP SCHEMA chainlog CASCADE together with its event trigger, before the trigger could refuse it.
+-- Installed only when the installing role may create event triggers (superuser).
+create schema chainlog_guard;
+comment on schema chainlog_guard is
+  'chainlog: event trigger functions refusing DDL that would switch chainlog''s protection off (see chainlog.begin_maintenance).';
+revoke all on schema chainlog_guard from public;
+
+create function chainlog_guard.refuse_disabling_triggers() returns event_trigger
 language plpgsql
 set search_path = ''
 as $$
@@ -89,7 +96,7 @@ begin
 end;
 $$;
 
-create function chainlog._guard_drop() returns event_trigger
+create function chainlog_guard.refuse_dropping_chainlog() returns event_trigger
 language plpgsql
 set search_path = ''
 as $$
@@ -121,9 +128,9 @@ begin
   if (select r.rolsuper from pg_catalog.pg_roles r where r.rolname = current_user) then
     create event trigger chainlog_guard_ddl on ddl_command_end
       when tag in ('ALTER TABLE')
-      execute function chainlog._guard_ddl();
+      execute function chainlog_guard.refuse_disabling_triggers();
     create event trigger chainlog_guard_drop on sql_drop
-      execute function chainlog._guard_drop();
+      execute function chainlog_guard.refuse_dropping_chainlog();
   else
     raise notice 'chainlog: % may not create event triggers, so DDL that disables chainlog''s triggers is not refused. UPDATE, DELETE and TRUNCATE still are, and verify() detects tampering.', current_user;
   end if;

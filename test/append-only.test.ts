@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'vitest';
+import { useChainlogDatabase } from './support/db.js';
+
+const db = useChainlogDatabase();
+
+/** Runs `sql` as `role` (SET ROLE from the superuser test connection) in a transaction rolled back after. */
+async function asRole(role: string, sql: string): Promise<unknown[]> {
+  const client = await db.connect();
+  await client.query('begin');
+  try {
+    await client.query(`set local role ${role}`);
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.query('rollback');
+  }
+}
+
+describe('append-only', () => {
+  it.each([
+    ['UPDATE', `update chainlog.events set actor = 'mallory'`],
+    ['DELETE', `delete from chainlog.events`],
+    ['TRUNCATE', `truncate chainlog.events`],
+  ])('refuses %s even for the superuser who owns the table, with LC003 and a hint', async (op, sql) => {
+    await db.query(`select chainlog.append('E', 'CREATE', 'fixed')`);
+    await expect(db.query(sql)).rejects.toMatchObject({
+      code: 'LC003',
+      message: expect.stringContaining(`${op} on chainlog.events is not allowed`),
+      hint: expect.stringContaining('new event'),
+    });
+    const { rows } = await db.query(`select count(*)::int as n from chainlog.events where stream = 'fixed' and actor <> 'mallory'`);
+    expect(rows[0].n).toBeGreaterThan(0);
+  });
+
+  it('refuses to delete or truncate the recorded stream heads', async () => {
+    await expect(db.query('delete from chainlog.stream_heads')).rejects.toMatchObject({ code: 'LC003' });
+    await expect(db.query('truncate chainlog.stream_heads')).rejects.toMatchObject({ code: 'LC003' });
+  });
+
+  it('refuses to move a recorded head backwards', async () => {
+    await db.query(`select chainlog.append('E', 'CREATE', 'forward')`);
+    await expect(db.query(`update chainlog.stream_heads set head_seq = 0 where stream = 'forward'`)).rejects.toMatchObject({
+      code: 'LC003',
+    });
+  });
+
+  it('grants nobody UPDATE, DELETE or TRUNCATE on chainlog.events, the owner included', async () => {
+    const { rows } = await db.query(
+      `select grantee, privilege_type from information_schema.role_table_grants
+        where table_schema = 'chainlog' and table_name = 'events' and privilege_type in ('UPDATE', 'DELETE', 'TRUNCATE')`,
+    );
+    expect(rows).toEqual([]);
+  });
+});
+
+describe('roles', () => {
+  it('chainlog_writer can append, insert and read, and is denied UPDATE and DELETE by privilege', async () => {
+    expect(await asRole('chainlog_writer', `select seq from chainlog.append('E', 'CREATE', 'by-writer')`)).toHaveLength(1);
+    expect(
+      await asRole('chainlog_writer', `insert into chainlog.events (stream, event_type, action) values ('by-writer', 'E', 'CREATE') returning seq`),
+    ).toHaveLength(1);
+    await expect(asRole('chainlog_writer', `update chainlog.events set actor = 'x'`)).rejects.toMatchObject({ code: '42501' });
+    await expect(asRole('chainlog_writer', `delete from chainlog.events`)).rejects.toMatchObject({ code: '42501' });
+  });
+
+  it('chainlog_writer cannot write the recorded heads directly', async () => {
+    await expect(
+      asRole('chainlog_writer', `update chainlog.stream_heads set head_seq = head_seq + 1`),
+    ).rejects.toMatchObject({ code: '42501' });
+  });
+
+  it('chainlog_reader can read and verify but not write', async () => {
+    await db.query(`select chainlog.append('E', 'CREATE', 'for-reader')`);
+    expect(await asRole('chainlog_reader', `select ok from chainlog.verify('for-reader')`)).toEqual([{ ok: true }]);
+    expect(await asRole('chainlog_reader', `select stream from chainlog.streams where stream = 'for-reader'`)).toHaveLength(1);
+    await expect(asRole('chainlog_reader', `select chainlog.append('E', 'CREATE', 'for-reader')`)).rejects.toMatchObject({
+      code: '42501',
+    });
+    await expect(
+      asRole('chainlog_reader', `insert into chainlog.events (event_type, action) values ('E', 'CREATE')`),
+    ).rejects.toMatchObject({ code: '42501' });
+  });
+
+  it('chainlog_admin can open a maintenance window; a writer cannot', async () => {
+    expect(await asRole('chainlog_admin', `select chainlog.begin_maintenance('test') is not null as ok`)).toEqual([{ ok: true }]);
+    await expect(asRole('chainlog_writer', `select chainlog.begin_maintenance('test')`)).rejects.toMatchObject({ code: '42501' });
+  });
+});
+
+describe('DDL that would switch the protection off (event triggers, installed by a superuser)', () => {
+  it.each([
+    ['disabling the chain trigger', 'alter table chainlog.events disable trigger zz_chainlog_chain'],
+    ['disabling all triggers', 'alter table chainlog.events disable trigger all'],
+    ['making the append-only trigger replica-only', 'alter table chainlog.events enable replica trigger events_append_only'],
+    ['dropping the append-only trigger', 'drop trigger events_append_only on chainlog.events'],
+    ['dropping the events table', 'drop table chainlog.events cascade'],
+    ['dropping the schema', 'drop schema chainlog cascade'],
+    ['dropping the verify function', 'drop function chainlog.verify(text, bigint)'],
+  ])('refuses %s with LC004, naming the maintenance path', async (_name, sql) => {
+    await expect(db.query(sql)).rejects.toMatchObject({
+      code: 'LC004',
+      hint: expect.stringContaining('chainlog.begin_maintenance'),
+    });
+    const { rows } = await db.query(
+      `select count(*)::int as n from pg_trigger where tgrelid = 'chainlog.events'::regclass and not tgisinternal and tgenabled = 'O'`,
+    );
+    expect(rows[0].n).toBe(3);
+  });
+
+  it('allows it inside a maintenance window, and records who opened it and why', async () => {
+    const client = await db.connect();
+    await client.query('begin');
+    await client.query(`select chainlog.begin_maintenance('rebuild trigger for the test')`);
+    await client.query('alter table chainlog.events disable trigger events_append_only');
+    await client.query('alter table chainlog.events enable trigger events_append_only');
+    await client.query('commit');
+    const { rows } = await db.query(
+      `select event_type, payload->>'reason' as reason from chainlog.events where stream = 'chainlog.maintenance' order by seq desc limit 1`,
+    );
+    expect(rows).toEqual([{ event_type: 'CHAINLOG_MAINTENANCE_BEGAN', reason: 'rebuild trigger for the test' }]);
+  });
+
+  it('a maintenance window ends with its transaction', async () => {
+    const client = await db.connect();
+    await client.query('begin');
+    await client.query(`select chainlog.begin_maintenance('short')`);
+    await client.query('commit');
+    await expect(client.query('alter table chainlog.events disable trigger all')).rejects.toMatchObject({ code: 'LC004' });
+  });
+
+  it('begin_maintenance needs a reason', async () => {
+    await expect(db.query(`select chainlog.begin_maintenance('  ')`)).rejects.toMatchObject({ code: 'LC006' });
+  });
+});
+
+describe('documentation in the catalog', () => {
+  it('every public chainlog function and view has a COMMENT that \\df+ and \\dv+ show', async () => {
+    const { rows } = await db.query(
+      `select p.oid::regprocedure::text as name from pg_proc p
+        where p.pronamespace = 'chainlog'::regnamespace and p.proname not like '\\_%'
+          and obj_description(p.oid, 'pg_proc') is null
+       union all
+       select c.oid::regclass::text from pg_class c
+        where c.relnamespace = 'chainlog'::regnamespace and c.relkind in ('v', 'r') and c.relname not like '\\_%'
+          and c.relname <> 'migrations' and obj_description(c.oid, 'pg_class') is null`,
+    );
+    expect(rows.map((r) => r.name)).toEqual([]);
+  });
+});

@@ -20,6 +20,23 @@ return coalesce(
     e.source_ip, e.request_id)),
   false);
 
+-- The first seq (up to limit_seq) whose content does not match its hash, or NULL.
+-- It exists only to run its query through RETURN QUERY: PL/pgSQL runs SELECT ... INTO with a row
+-- limit, and PostgreSQL never starts parallel workers for a query with a row limit, while RETURN QUERY
+-- runs it to completion and may use them. The filtered aggregate (rather than WHERE ... min(seq))
+-- keeps the planner from turning it into a serial index scan.
+create function chainlog._first_bad_content(p_stream text, limit_seq bigint) returns setof bigint
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  return query
+    select pg_catalog.min(e.seq) filter (where not chainlog._content_ok(e, e.seq))
+      from chainlog.events e
+     where e.stream = p_stream and e.seq <= limit_seq;
+end;
+$$;
+
 create function chainlog.verify(stream text, up_to_seq bigint default null)
 returns table (ok boolean, checked bigint, first_bad_seq bigint, problem text, detail text)
 language plpgsql
@@ -58,10 +75,7 @@ begin
     from chainlog.stream_heads h where h.stream = p_stream;
 
   -- 1. Content: the first event whose stored hash or data digest no longer matches its content.
-  select pg_catalog.min(e.seq) into bad_content
-    from chainlog.events e
-   where e.stream = p_stream and e.seq <= limit_seq
-     and not chainlog._content_ok(e, e.seq);
+  bad_content := (select c from chainlog._first_bad_content(p_stream, limit_seq) c);
 
   -- 2. Links: the first position where the seq is not the next one or prev_hash is not the hash of
   --    the event before. For a gap, the position is the first missing seq.
@@ -73,7 +87,7 @@ begin
                    or e.prev_hash is distinct from coalesce(pg_catalog.lag(e.hash) over w, chainlog.genesis_hash()) as broken
             from chainlog.events e
            where e.stream = p_stream and e.seq <= limit_seq
-          window w as (order by e.seq, e.id)) l;
+          window w as (order by e.seq)) l;
 
   if checked = 0 and recorded_seq is null then
     raise exception 'chainlog: there is no stream "%"', p_stream

@@ -6,7 +6,8 @@
 --     therefore take turns, seq is assigned inside that critical section, and no two events can get
 --     the same predecessor. Under REPEATABLE READ or SERIALIZABLE the claim raises SQLSTATE 40001
 --     when another transaction moved the head after this one's snapshot: retry, never a fork.
---   * The head it read is then carried in transaction-local settings (chainlog.head_*), so every
+--   * The head it read is then carried in transaction-local settings (chainlog.head_stream and
+--     chainlog.head: the hash in hex followed by the seq), so every
 --     further event of that stream in the transaction costs no lookup and no lock: the insert cost
 --     does not grow with the transaction or the table.
 --   * At commit a deferred trigger "settles" the recorded head once. The head row is written twice
@@ -96,8 +97,8 @@ begin
             hint = 'chainlog records each stream''s head at commit through a deferred trigger. Do not run SET CONSTRAINTS ALL IMMEDIATE in a transaction that writes events; name the constraints you need instead.';
   end if;
   if pg_catalog.current_setting('chainlog.head_stream', true) = new.stream then
-    final_seq := pg_catalog.current_setting('chainlog.head_seq')::bigint;
-    final_hash := pg_catalog.decode(pg_catalog.current_setting('chainlog.head_hash'), 'hex');
+    final_hash := pg_catalog.decode(pg_catalog.left(pg_catalog.current_setting('chainlog.head'), 64), 'hex');
+    final_seq := pg_catalog.substr(pg_catalog.current_setting('chainlog.head'), 65)::bigint;
   else
     select e.seq, e.hash into final_seq, final_hash from chainlog.last_event(new.stream) e;
   end if;
@@ -155,6 +156,7 @@ declare
   head_hash bytea;
   actor_from_role boolean := false;
   ignored text;
+  carried text;
 begin
   if new.seq is not null or new.recorded_at is not null or new.prev_hash is not null
      or new.hash is not null or new.data_digest is not null or new.format_version is not null then
@@ -170,24 +172,25 @@ begin
   end if;
 
   -- Context not given in the row comes from the transaction's settings (SET LOCAL chainlog.actor = ...).
-  if new.actor is null then
-    new.actor := nullif(pg_catalog.current_setting('chainlog.actor', true), '');
+  if new.actor is null or new.actor_type is null or new.source_ip is null or new.request_id is null then
     if new.actor is null then
-      new.actor := session_user;
-      actor_from_role := true;
+      new.actor := nullif(pg_catalog.current_setting('chainlog.actor', true), '');
+      if new.actor is null then
+        new.actor := session_user;
+        actor_from_role := true;
+      end if;
     end if;
-  end if;
-  if new.actor_type is null then
-    new.actor_type := coalesce(
-      nullif(pg_catalog.current_setting('chainlog.actor_type', true), ''),
-      case when actor_from_role then 'service' else 'user' end);
-  end if;
-  if new.source_ip is null then
-    new.source_ip := coalesce(
-      chainlog._setting_inet('chainlog.source_ip'), pg_catalog.inet_client_addr());
-  end if;
-  if new.request_id is null then
-    new.request_id := nullif(pg_catalog.current_setting('chainlog.request_id', true), '');
+    if new.actor_type is null then
+      new.actor_type := coalesce(
+        nullif(pg_catalog.current_setting('chainlog.actor_type', true), ''),
+        case when actor_from_role then 'service' else 'user' end);
+    end if;
+    if new.source_ip is null then
+      new.source_ip := coalesce(chainlog._setting_inet('chainlog.source_ip'), pg_catalog.inet_client_addr());
+    end if;
+    if new.request_id is null then
+      new.request_id := nullif(pg_catalog.current_setting('chainlog.request_id', true), '');
+    end if;
   end if;
 
   if new.stream is null or new.stream = '' or new.event_type is null or new.event_type = ''
@@ -200,8 +203,9 @@ begin
   end if;
 
   if pg_catalog.current_setting('chainlog.head_stream', true) = new.stream then
-    head_seq := pg_catalog.current_setting('chainlog.head_seq')::bigint;
-    head_hash := pg_catalog.decode(pg_catalog.current_setting('chainlog.head_hash'), 'hex');
+    carried := pg_catalog.current_setting('chainlog.head');   -- hash in hex, then seq
+    head_hash := pg_catalog.decode(pg_catalog.left(carried, 64), 'hex');
+    head_seq := pg_catalog.substr(carried, 65)::bigint;
   else
     select c.head_seq, c.head_hash into head_seq, head_hash from chainlog._claim_head(new.stream) c;
     perform pg_catalog.set_config('chainlog.head_stream', new.stream, true);
@@ -218,8 +222,7 @@ begin
     new.result, new.resource_type, new.resource_id, new.source_ip, new.request_id));
 
   -- An assignment, not PERFORM: PL/pgSQL evaluates it on its fast path for simple expressions.
-  ignored := pg_catalog.set_config('chainlog.head_seq', new.seq::text, true)
-             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head_hash', pg_catalog.encode(new.hash, 'hex'), true);
+  ignored := pg_catalog.set_config('chainlog.head', pg_catalog.encode(new.hash, 'hex') operator(pg_catalog.||) new.seq::text, true);
   return new;
 end;
 $$;

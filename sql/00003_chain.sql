@@ -35,10 +35,14 @@ comment on function chainlog.last_event(text) is
   'The last stored event of a stream (seq, hash), or NULLs for an empty stream.';
 
 -- Take the stream's lock for this transaction and return its head.
+-- Runs once per transaction and stream. Like last_event(), it must find the head row by its primary key
+-- whatever the statistics say (a stream_heads analyzed while nearly empty would otherwise be scanned).
 create function chainlog._claim_head(p_stream text, out head_seq bigint, out head_hash bytea)
 language plpgsql
 security definer
 set search_path = ''
+set enable_seqscan = off
+set enable_bitmapscan = off
 as $$
 begin
   -- The settle trigger must fire at commit. If it fires now, inside this function, constraints were
@@ -86,6 +90,8 @@ create function chainlog._settle_head() returns trigger
 language plpgsql
 security definer
 set search_path = ''
+set enable_seqscan = off
+set enable_bitmapscan = off
 as $$
 declare
   final_seq bigint;

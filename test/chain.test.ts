@@ -120,13 +120,16 @@ describe('the chain trigger', () => {
     expect(await verify('many-statements')).toMatchObject({ ok: true, checked: 301 });
   });
 
-  it('never scans the whole events table to find a head, even right after ANALYZE of an empty table', async () => {
+  it('never scans a whole table to find a head, even right after ANALYZE of nearly empty tables', async () => {
     const client = await db.connect();
     await client.query('analyze chainlog.events');
+    await client.query('analyze chainlog.stream_heads');
     const scans = async () => {
       await client.query('select pg_stat_force_next_flush()');
-      const { rows } = await client.query(`select seq_scan::int from pg_stat_user_tables where relid = 'chainlog.events'::regclass`);
-      return rows[0].seq_scan as number;
+      const { rows } = await client.query(
+        `select relname, seq_scan::int from pg_stat_user_tables where schemaname = 'chainlog' and relname in ('events', 'stream_heads') order by relname`,
+      );
+      return rows;
     };
     const before = await scans();
     // Alternating streams inside one statement forces a head lookup for every row.
@@ -135,7 +138,7 @@ describe('the chain trigger', () => {
        select 'plan-' || (g % 2), 'E', 'CREATE' from generate_series(1, 2000) g`,
     );
     for (let i = 0; i < 20; i++) await client.query(`select chainlog.append('E', 'CREATE', 'plan-' || ${i % 3})`);
-    expect(await scans()).toBe(before);
+    expect(await scans()).toEqual(before);
   });
 });
 

@@ -49,6 +49,9 @@ declare
   limit_seq constant bigint := coalesce(verify.up_to_seq, 9223372036854775807);
   recorded_seq bigint;
   recorded_hash bytea;
+  -- A pending head is visible only inside the transaction that is appending to the stream: the head
+  -- is recorded at its commit, so events beyond it are this transaction's own, not forgeries.
+  head_pending boolean;
   bad_content bigint;
   bad_link bigint;
   last_seq bigint;
@@ -71,7 +74,7 @@ begin
       using errcode = 'LC006', hint = 'Leave up_to_seq out (NULL) to verify the whole stream.';
   end if;
 
-  select h.head_seq, h.head_hash into recorded_seq, recorded_hash
+  select h.head_seq, h.head_hash, h.pending into recorded_seq, recorded_hash, head_pending
     from chainlog.stream_heads h where h.stream = p_stream;
 
   -- 1. Content: the first event whose stored hash or data digest no longer matches its content.
@@ -108,10 +111,11 @@ begin
       ok := false; first_bad_seq := last_seq + 1; problem := 'truncated';
       detail := pg_catalog.format('the recorded head is seq %s but the last stored event is seq %s: events %s..%s are missing',
                                   recorded_seq, last_seq, last_seq + 1, recorded_seq);
-    elsif verify.up_to_seq is null and recorded_seq < last_seq then
+    elsif verify.up_to_seq is null and recorded_seq < last_seq and not head_pending then
       ok := false; first_bad_seq := recorded_seq + 1; problem := 'inserted';
       detail := pg_catalog.format('events %s..%s lie beyond the recorded head (seq %s)', recorded_seq + 1, last_seq, recorded_seq);
-    elsif recorded_seq = last_seq and recorded_hash is distinct from coalesce(last_hash, chainlog.genesis_hash()) then
+    elsif recorded_seq = last_seq and not head_pending
+          and recorded_hash is distinct from coalesce(last_hash, chainlog.genesis_hash()) then
       ok := false; first_bad_seq := last_seq; problem := 'modified';
       detail := pg_catalog.format('event %s does not have the recorded head hash: the chain was rewritten with recomputed hashes up to here', last_seq);
     end if;
@@ -124,7 +128,8 @@ begin
   first_bad_seq := k;
   checked := (select pg_catalog.count(*) from chainlog.events e where e.stream = p_stream and e.seq < k);
   expected_prev := case when k = 1 then chainlog.genesis_hash()
-                        else (select e.hash from chainlog.events e where e.stream = p_stream and e.seq = k - 1) end;
+                        else (select e.hash from chainlog.events e where e.stream = p_stream and e.seq = k - 1
+                               order by e.id limit 1) end;
   select pg_catalog.count(*)::integer into at_k from chainlog.events e where e.stream = p_stream and e.seq = k;
 
   if at_k = 0 then
@@ -151,7 +156,8 @@ begin
 
   select e.* into r from chainlog.events e where e.stream = p_stream and e.seq = k;
   select e.* into nxt from chainlog.events e where e.stream = p_stream and e.seq = k + 1 order by e.id limit 1;
-  prev_row_prev := (select e.prev_hash from chainlog.events e where e.stream = p_stream and e.seq = k - 1);
+  prev_row_prev := (select e.prev_hash from chainlog.events e where e.stream = p_stream and e.seq = k - 1
+                     order by e.id limit 1);
   -- The seq of the stored event whose hash r names as its predecessor, if any.
   linked_seq := (select pg_catalog.min(e.seq) from chainlog.events e
                   where e.stream = p_stream and e.hash = r.prev_hash and e.seq <> k);

@@ -14,12 +14,12 @@ async function verify(stream: string, upToSeq?: number) {
 
 describe('chainlog.verify()', () => {
   it('reports an intact stream as ok with every event checked', async () => {
-    await seedStream(db, 'intact', 25);
+    await seedStream(db.pool, 'intact', 25);
     expect(await verify('intact')).toEqual({ ok: true, checked: 25, first_bad_seq: null, problem: null, detail: null });
   });
 
   it('verifies a prefix of the stream with up_to_seq', async () => {
-    await seedStream(db, 'prefix', 10);
+    await seedStream(db.pool, 'prefix', 10);
     expect(await verify('prefix', 4)).toMatchObject({ ok: true, checked: 4 });
   });
 
@@ -31,7 +31,7 @@ describe('chainlog.verify()', () => {
   });
 
   it('refuses a negative up_to_seq with LC006', async () => {
-    await seedStream(db, 'neg', 1);
+    await seedStream(db.pool, 'neg', 1);
     await expect(db.query(`select * from chainlog.verify('neg', -1)`)).rejects.toMatchObject({ code: 'LC006' });
   });
 
@@ -39,7 +39,7 @@ describe('chainlog.verify()', () => {
     for (const [i, scenario] of scenarios.entries()) {
       it(`${scenario.name}: ${scenario.expected.problem} at seq ${scenario.expected.firstBadSeq}`, async () => {
         const stream = `tamper-${i}`;
-        await seedStream(db, stream, scenario.length);
+        await seedStream(db.pool, stream, scenario.length);
         expect(await verify(stream)).toMatchObject({ ok: true });
         await scenario.apply(db.pool, stream);
         const report = await verify(stream);
@@ -51,6 +51,16 @@ describe('chainlog.verify()', () => {
         expect(report.detail).toBeTruthy();
       });
     }
+  });
+
+  it('reports ok inside the transaction that is appending to the stream', async () => {
+    const client = await db.connect();
+    await seedStream(client, 'own-tx', 2);
+    await client.query('begin');
+    await client.query(`select chainlog.append('E', 'CREATE', 'own-tx')`);
+    const { rows } = await client.query(`select ok, checked::int from chainlog.verify('own-tx')`);
+    await client.query('commit');
+    expect(rows).toEqual([{ ok: true, checked: 3 }]);
   });
 
   it('verify_all() reports every stream, the broken ones with their problem', async () => {

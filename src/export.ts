@@ -1,0 +1,241 @@
+// Exports a stream's events, hashes included, as CSV or NDJSON, so they can be archived and verified
+// offline (src/offline-verify.ts) without trusting the database they came from.
+//
+// The rows leave PostgreSQL by COPY TO STDOUT and are piped straight to the output: no row is parsed in
+// Node. The session settings that change how values print are pinned, so the same events export to the
+// same bytes whatever the caller's session looks like, and the whole export reads one snapshot.
+import { createWriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from './errors.js';
+import { toHex } from './format.js';
+
+/** Settings that change how values print (and so the bytes of an export, and what offline verify parses). */
+export const PINNED_SETTINGS: Readonly<Record<string, string>> = {
+  TimeZone: 'UTC',
+  DateStyle: 'ISO, MDY',
+  IntervalStyle: 'postgres',
+  bytea_output: 'hex',
+  extra_float_digits: '1',
+  client_encoding: 'UTF8',
+  standard_conforming_strings: 'on',
+  // Everything below is schema-qualified; an empty path means only pg_catalog can resolve a name.
+  search_path: '',
+};
+
+/** The columns of an export, in chainlog.events' order: everything needed to recompute every hash. */
+export const EXPORT_COLUMNS = [
+  'id', 'stream', 'seq', 'recorded_at', 'occurred_at', 'actor', 'actor_type', 'event_type', 'action', 'result',
+  'resource_type', 'resource_id', 'source_ip', 'request_id', 'payload', 'before', 'after', 'format_version',
+  'data_digest', 'prev_hash', 'hash',
+] as const;
+
+// SET LOCAL: undone when the transaction (or the savepoint) is rolled back.
+const SET_PINNED = Object.entries(PINNED_SETTINGS)
+  .map(([name, value]) => `set local ${name} = '${value}'`)
+  .join('; ');
+
+export type Db = pg.Pool | pg.ClientBase;
+
+function isPool(db: Db): db is pg.Pool {
+  return typeof (db as pg.Pool).totalCount === 'number';
+}
+
+/**
+ * Runs `fn` on one connection inside one REPEATABLE READ READ ONLY snapshot with PINNED_SETTINGS, and
+ * leaves the connection as it found it. A pool lends a connection for the call. A client already inside
+ * a transaction is joined through a savepoint (its snapshot is the caller's; the settings are undone).
+ */
+export async function withPinnedSnapshot<T>(db: Db, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+  const client = isPool(db) ? await db.connect() : db;
+  try {
+    const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
+    if (status === 'E') {
+      throw new ChainlogInvalidArgumentError('the transaction open on this client has failed. Run ROLLBACK on it first, or pass a pool.', {
+        code: 'CHAINLOG_INVALID_ARGUMENT',
+      });
+    }
+    const joined = status === 'T';
+    await client.query(joined ? 'savepoint chainlog_snapshot' : 'begin isolation level repeatable read read only');
+    try {
+      await client.query(SET_PINNED);
+      return await fn(client);
+    } finally {
+      // Read-only work: rolling back loses nothing and undoes the settings.
+      await client.query(joined ? 'rollback to savepoint chainlog_snapshot; release savepoint chainlog_snapshot' : 'rollback');
+    }
+  } finally {
+    if (isPool(db)) (client as pg.PoolClient).release();
+  }
+}
+
+export interface StreamHead {
+  seq: number;
+  /** Lowercase hex of the head event's hash (the genesis hash for an empty stream). */
+  hash: string;
+}
+
+/**
+ * The recorded head of a stream, or null when the stream has none. Read from the view chainlog.streams
+ * (a plain read of chainlog.stream_heads; the view is what chainlog_reader may select).
+ */
+export async function readStreamHead(client: pg.ClientBase, stream: string): Promise<StreamHead | null> {
+  const { rows } = await client.query<{ head_seq: string; head_hash: Buffer }>(
+    'select h.head_seq, h.head_hash from chainlog.streams h where h.stream = $1',
+    [stream],
+  );
+  const row = rows[0];
+  return row ? { seq: Number(row.head_seq), hash: toHex(row.head_hash) } : null;
+}
+
+export interface ExportProgress {
+  /** Lines written so far (exact for NDJSON; a CSV value holding a newline counts twice). */
+  rows: number;
+  bytes: number;
+}
+
+export interface ExportOptions {
+  /** A pool (a connection is borrowed) or a client (a transaction already open on it is joined). */
+  db: Db;
+  stream: string;
+  /** First seq to export (inclusive). Default 1. */
+  fromSeq?: number;
+  /** Last seq to export (inclusive). Default and cap: the stream's recorded head when the export starts. */
+  toSeq?: number;
+  /** Only events recorded at or after this instant. */
+  from?: Date;
+  /** Only events recorded before this instant. */
+  to?: Date;
+  /**
+   * csv: a header line, then one line per event, every column as PostgreSQL prints it (TimeZone UTC,
+   * DateStyle ISO); an unquoted empty field is SQL NULL, "" is an empty string.
+   * ndjson: one JSON object per line; payload, before and after are nested JSON exactly as PostgreSQL
+   * prints the jsonb; hashes are lowercase hex; a column that is SQL NULL is left out of the object.
+   */
+  format: 'csv' | 'ndjson';
+  /** A file path (created or truncated) or a stream, which is ended when the export finishes. */
+  output: string | Writable;
+  onProgress?: (progress: ExportProgress) => void;
+}
+
+export interface ExportResult {
+  /** Events written. */
+  rows: number;
+  bytes: number;
+  /** The stream's recorded head when the export started; no event after it is exported. */
+  headSeq: number;
+  /** Hex hash of that head event: give it with headSeq to verifyOfflineFile's expectedHead. */
+  headHash: string;
+}
+
+function integer(name: string, value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new ChainlogInvalidArgumentError(`${name} must be a non-negative integer, not ${value}. Leave it out to export from the start or up to the recorded head.`, {
+      code: 'CHAINLOG_INVALID_ARGUMENT',
+    });
+  }
+  return value;
+}
+
+function timestamp(name: string, value: Date | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw new ChainlogInvalidArgumentError(`${name} must be a valid Date, not ${String(value)}.`, { code: 'CHAINLOG_INVALID_ARGUMENT' });
+  }
+  return value.toISOString();
+}
+
+/** The COPY statement of an export. COPY takes no bind parameters, so values are quoted literals. */
+export function exportCopySql(
+  client: pg.ClientBase,
+  o: { stream: string; fromSeq?: number; toSeq: number; from?: string; to?: string; format: 'csv' | 'ndjson' },
+): string {
+  const where = [`e.stream = ${client.escapeLiteral(o.stream)}`, `e.seq <= ${o.toSeq}`];
+  if (o.fromSeq !== undefined) where.push(`e.seq >= ${o.fromSeq}`);
+  if (o.from !== undefined) where.push(`e.recorded_at >= ${client.escapeLiteral(o.from)}::pg_catalog.timestamptz`);
+  if (o.to !== undefined) where.push(`e.recorded_at < ${client.escapeLiteral(o.to)}::pg_catalog.timestamptz`);
+  const filter = `from chainlog.events e where ${where.join(' and ')} order by e.seq, e.id`;
+  if (o.format === 'csv') {
+    return `copy (select ${EXPORT_COLUMNS.map((c) => `e.${c}`).join(', ')} ${filter}) to stdout (format csv, header true)`;
+  }
+  return `copy (select ${NDJSON_LINE} ${filter}) to stdout (format csv, quote e'\\x01', delimiter e'\\x02')`;
+}
+
+// One JSON object per event, built in PostgreSQL by concatenation rather than json_build_object: a
+// jsonb column that is SQL NULL must be told apart from one holding JSON null (the data digest hashes ''
+// for the first and 'null' for the second), so SQL NULL columns are left out. The jsonb is spliced in as
+// PostgreSQL prints it, which is the exact text the data digest hashes.
+// The text never holds a raw newline, carriage return, \x01 or \x02 (JSON escapes control characters), so
+// CSV with those as quote and delimiter writes it unquoted and unescaped: no backslash is doubled.
+const NDJSON_LINE = (() => {
+  const json = (c: string) => {
+    switch (c) {
+      case 'id':
+      case 'seq':
+      case 'format_version':
+      case 'payload':
+      case 'before':
+      case 'after':
+        // Numbers, and jsonb spliced in as PostgreSQL prints it.
+        return `e.${c}::pg_catalog.text`;
+      case 'data_digest':
+      case 'prev_hash':
+      case 'hash':
+        return `'"' operator(pg_catalog.||) pg_catalog.encode(e.${c}, 'hex') operator(pg_catalog.||) '"'`;
+      default:
+        return `pg_catalog.to_json(e.${c})::pg_catalog.text`;
+    }
+  };
+  const parts = EXPORT_COLUMNS.map((c, i) => {
+    const piece = `'${i === 0 ? '{' : ','}"${c}":' operator(pg_catalog.||) ${json(c)}`;
+    return c === 'id' ? piece : `coalesce(${piece}, '')`;
+  });
+  // id is never NULL, so the object always opens with it and every later field starts with a comma.
+  return `pg_catalog.concat(${parts.join(', ')}, '}')`;
+})();
+
+/**
+ * Writes the events of `stream` (up to its recorded head at the start) to `output` as CSV or NDJSON.
+ * One snapshot, pinned settings: the same events always export to the same bytes.
+ */
+export async function exportEvents(options: ExportOptions): Promise<ExportResult> {
+  const { db, stream, format, output, onProgress } = options;
+  if (format !== 'csv' && format !== 'ndjson') {
+    throw new ChainlogInvalidArgumentError(`unknown export format ${String(format)}. Use 'csv' or 'ndjson'.`, {
+      code: 'CHAINLOG_INVALID_ARGUMENT',
+    });
+  }
+  const fromSeq = integer('fromSeq', options.fromSeq);
+  const toSeqOption = integer('toSeq', options.toSeq);
+  const from = timestamp('from', options.from);
+  const to = timestamp('to', options.to);
+
+  return withPinnedSnapshot(db, async (client) => {
+    const head = await readStreamHead(client, stream);
+    if (!head) {
+      throw new ChainlogUnknownStreamError(`there is no stream "${stream}". SELECT stream FROM chainlog.streams lists the streams.`, {
+        code: 'LC005',
+        stream,
+      });
+    }
+    const toSeq = Math.min(head.seq, toSeqOption ?? head.seq);
+    const copy = client.query(copyTo(exportCopySql(client, { stream, fromSeq, toSeq, from, to, format })));
+    let bytes = 0;
+    let lines = 0;
+    copy.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (onProgress) {
+        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+        onProgress({ rows: format === 'csv' ? Math.max(0, lines - 1) : lines, bytes });
+      }
+    });
+    const sink = typeof output === 'string' ? createWriteStream(output) : output;
+    await pipeline(copy, sink);
+    // The row count arrives with COPY's command tag, after the last data: wait for the COPY to settle.
+    await client.query('select 1');
+    return { rows: copy.rowCount, bytes, headSeq: head.seq, headHash: head.hash };
+  });
+}

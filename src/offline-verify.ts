@@ -1,0 +1,1032 @@
+// Verifies a stream without trusting chainlog's SQL: the events are read out (COPY from the database, or
+// an exported CSV/NDJSON file) and every data digest, hash and link is recomputed here, in TypeScript.
+// No chainlog function is called, so a database whose chainlog.verify() or format functions were
+// replaced cannot vouch for itself. The report has the shape of chainlog.verify()'s and the same
+// classification (sql/00005_verify.sql, ported rule by rule in classify() below).
+//
+// Speed: from the database the rows come as COPY's binary format, because there every field already is
+// what the format hashes (int8send, timestamptz_send, inet_send, raw bytea, UTF-8 text, jsonb text), so
+// the canonical bytes are a copy of the fields and nothing is parsed or hex-decoded; PostgreSQL also
+// produces binary COPY ~1.7x faster than text (no timestamp formatting, no hex). Exported files (text)
+// go through src/format.ts's byte-level writers. Either way one buffer is reused per row; the only
+// per-row allocations are the two digests node:crypto returns and the views handed to it.
+import * as nodeCrypto from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from './errors.js';
+import { EXPORT_COLUMNS, readStreamHead, withPinnedSnapshot, type Db } from './export.js';
+import {
+  contentMatches,
+  eventTextFromColumns,
+  FormatError,
+  parseBytea,
+  writeDecimal,
+  writeHex,
+  writeInet,
+  writeTimestamptz,
+  type EventText,
+  type Sha256,
+} from './format.js';
+
+export type Problem = 'modified' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'forked';
+
+/** The shape of chainlog.verify()'s row, plus the stream. */
+export interface VerifyReport {
+  stream: string;
+  ok: boolean;
+  /** Events verified intact before the first problem (all events checked when ok). */
+  checked: number;
+  firstBadSeq: number | null;
+  problem: Problem | null;
+  detail: string | null;
+}
+
+export interface VerifyProgress {
+  /** Rows read so far. */
+  rows: number;
+  /** Bytes read so far. */
+  bytes: number;
+}
+
+/**
+ * SHA-256 from node:crypto: the one-shot crypto.hash() where Node has it (>= 20.12), createHash()
+ * otherwise. On this workload (two hashes of ~130 and ~230 bytes per event) the one-shot call was the
+ * fastest of the three we measured (crypto.hash > createHash > @noble/hashes), so the verifier uses it;
+ * src/format.ts keeps @noble/hashes as its portable default.
+ */
+export const nodeSha256: Sha256 = (() => {
+  const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
+  if (typeof oneShot === 'function') return (data: Uint8Array) => oneShot('sha256', data, 'buffer');
+  return (data: Uint8Array) => nodeCrypto.createHash('sha256').update(data).digest();
+})();
+
+const GENESIS = new Uint8Array(32);
+
+// ---------------------------------------------------------------------------------------------
+// Row buffers and parsers. A parser writes one row's fields, unescaped, into a RowBuffer and hands it
+// to the scanner, which returns the buffer for the next row.
+
+class RowBuffer {
+  bytes: Uint8Array = new Uint8Array(4096);
+  readonly start: Int32Array;
+  readonly end: Int32Array;
+  readonly isNull: Uint8Array;
+  fields = 0;
+  constructor(readonly width: number) {
+    this.start = new Int32Array(width);
+    this.end = new Int32Array(width);
+    this.isNull = new Uint8Array(width);
+  }
+  /** Room for `extra` more bytes after `used`. */
+  reserve(used: number, extra: number): Uint8Array {
+    if (used + extra > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, used + extra + 1024));
+      grown.set(this.bytes.subarray(0, used));
+      this.bytes = grown;
+    }
+    return this.bytes;
+  }
+}
+
+type RowSink = (row: RowBuffer) => RowBuffer;
+
+interface Parser {
+  push(chunk: Uint8Array): void;
+  end(): void;
+}
+
+const BINARY_SIGNATURE = [80, 71, 67, 79, 80, 89, 10, 255, 13, 10, 0]; // PGCOPY\n\377\r\n\0
+
+/**
+ * COPY ... TO STDOUT (FORMAT binary): a header, then per row a field count and per field a length (-1 for
+ * NULL) and the bytes. Fields are not copied: the row points into the chunk it arrived in.
+ */
+class BinaryCopyParser implements Parser {
+  private rest: Uint8Array | null = null;
+  private header = false;
+  private trailer = false;
+  constructor(private readonly row: RowBuffer, private readonly sink: RowSink) {}
+
+  push(chunk: Uint8Array): void {
+    let buf = chunk;
+    if (this.rest) {
+      buf = new Uint8Array(this.rest.length + chunk.length);
+      buf.set(this.rest);
+      buf.set(chunk, this.rest.length);
+      this.rest = null;
+    }
+    const len = buf.length;
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    let i = 0;
+    if (!this.header) {
+      if (len < 19) {
+        this.rest = buf.slice();
+        return;
+      }
+      if (BINARY_SIGNATURE.some((c, k) => buf[k] !== c)) throw new FormatError('binary COPY: bad signature');
+      i = 19 + dv.getInt32(15);
+      this.header = true;
+    }
+    const row = this.row;
+    row.bytes = buf;
+    const width = row.width;
+    rows: while (i + 2 <= len && !this.trailer) {
+      const fields = dv.getInt16(i);
+      if (fields === -1) {
+        this.trailer = true;
+        i += 2;
+        break;
+      }
+      if (fields !== width) throw new FormatError(`binary COPY: expected ${width} fields, found ${fields}`);
+      let j = i + 2;
+      for (let f = 0; f < fields; f++) {
+        if (j + 4 > len) break rows;
+        const n = dv.getInt32(j);
+        j += 4;
+        if (n < 0) {
+          row.isNull[f] = 1;
+          row.start[f] = row.end[f] = j;
+        } else {
+          if (j + n > len) break rows;
+          row.isNull[f] = 0;
+          row.start[f] = j;
+          row.end[f] = j + n;
+          j += n;
+        }
+      }
+      row.fields = fields;
+      this.sink(row);
+      i = j;
+    }
+    if (i < len) this.rest = buf.slice(i);
+  }
+
+  end(): void {
+    if (!this.trailer) throw new FormatError('binary COPY: the data ends before the trailer');
+  }
+}
+
+/** PostgreSQL CSV (COPY ... FORMAT csv, HEADER): an unquoted empty field is NULL, "" is an empty string. */
+class CsvParser implements Parser {
+  private field = 0;
+  private p = 0;
+  // 0: start of field, 1: unquoted, 2: quoted, 3: quote seen inside quoted
+  private state = 0;
+  private quoted = false;
+  constructor(private row: RowBuffer, private readonly sink: RowSink) {}
+
+  push(chunk: Uint8Array): void {
+    let row = this.row;
+    let out = row.reserve(this.p, chunk.length + 2);
+    let { field, p, state, quoted } = this;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      if (state === 2) {
+        if (c === 34) state = 3;
+        else out[p++] = c;
+        continue;
+      }
+      if (state === 3) {
+        if (c === 34) {
+          out[p++] = 34;
+          state = 2;
+          continue;
+        }
+        state = 1; // the closing quote; c is a delimiter (handled below) or, leniently, more text
+      }
+      if (c === 44 || c === 10) {
+        if (field >= row.width) throw new FormatError(`CSV: more than ${row.width} fields in a row`);
+        // A carriage return before the newline of an unquoted last field belongs to the line ending.
+        if (c === 10 && !quoted && p > row.start[field]! && out[p - 1] === 13) p--;
+        row.end[field] = p;
+        row.isNull[field] = !quoted && p === row.start[field] ? 1 : 0;
+        quoted = false;
+        state = 0;
+        field++;
+        if (c === 10) {
+          row.fields = field;
+          row = this.sink(row);
+          out = row.reserve(0, chunk.length - i + 2);
+          field = 0;
+          p = 0;
+          row.start[0] = 0;
+        } else {
+          row.start[field] = p;
+        }
+      } else if (state === 0 && c === 34) {
+        state = 2;
+        quoted = true;
+      } else {
+        state = 1;
+        out[p++] = c;
+      }
+    }
+    this.row = row;
+    Object.assign(this, { field, p, state, quoted });
+  }
+
+  end(): void {
+    if (this.field !== 0 || this.p !== 0 || this.state !== 0) {
+      if (this.state === 2) throw new FormatError('CSV: the file ends inside a quoted value');
+      this.push(Uint8Array.of(10)); // a last line without its newline
+    }
+  }
+}
+
+/**
+ * NDJSON as exportEvents() writes it: one object per line; a missing key is SQL NULL. payload, before and
+ * after keep the exact text of their value in the line (whatever its JSON type), which is what PostgreSQL
+ * printed and the data digest hashes. Other strings are decoded; numbers are kept as written.
+ */
+class NdjsonParser implements Parser {
+  private line = new Uint8Array(4096);
+  private n = 0;
+  constructor(
+    private row: RowBuffer,
+    private readonly sink: RowSink,
+    private readonly columnOf: Map<string, number>,
+  ) {}
+
+  push(chunk: Uint8Array): void {
+    let from = 0;
+    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, from)) {
+      this.append(chunk, from, nl);
+      this.parseLine();
+      from = nl + 1;
+    }
+    this.append(chunk, from, chunk.length);
+  }
+
+  end(): void {
+    if (this.n > 0) this.parseLine();
+  }
+
+  private append(chunk: Uint8Array, from: number, to: number): void {
+    if (this.n + (to - from) > this.line.length) {
+      const grown = new Uint8Array(Math.max(this.line.length * 2, this.n + (to - from)));
+      grown.set(this.line.subarray(0, this.n));
+      this.line = grown;
+    }
+    for (let i = from; i < to; i++) this.line[this.n++] = chunk[i]!;
+  }
+
+  private parseLine(): void {
+    const src = this.line;
+    let end = this.n;
+    this.n = 0;
+    if (end > 0 && src[end - 1] === 13) end--;
+    let i = skipSpace(src, 0, end);
+    if (i === end) return; // blank line
+    const row = this.row;
+    const out = row.reserve(0, end + 16); // unescaping only shrinks
+    row.isNull.fill(1);
+    row.fields = row.width;
+    let p = 0;
+    if (src[i] !== 123) throw new FormatError('NDJSON: a line must be a JSON object');
+    i = skipSpace(src, i + 1, end);
+    while (i < end && src[i] !== 125) {
+      if (src[i] !== 34) throw new FormatError('NDJSON: expected a key');
+      const keyEnd = stringEnd(src, i, end);
+      let key = '';
+      for (let k = i + 1; k < keyEnd - 1; k++) key += String.fromCharCode(src[k]!);
+      i = skipSpace(src, keyEnd, end);
+      if (src[i] !== 58) throw new FormatError('NDJSON: expected ":"');
+      i = skipSpace(src, i + 1, end);
+      const col = this.columnOf.get(key);
+      const valueEnd = src[i] === 34 ? stringEnd(src, i, end) : rawEnd(src, i, end);
+      if (col !== undefined) {
+        row.start[col] = p;
+        const jsonb = isJsonb(key);
+        if (src[i] === 34 && !jsonb) {
+          p = unescapeJsonString(src, i + 1, valueEnd - 1, out, p);
+          row.isNull[col] = 0;
+        } else if (jsonb || !(valueEnd - i === 4 && src[i] === 110)) {
+          // jsonb (a JSON string included) keeps its exact text; a null elsewhere is SQL NULL.
+          for (let k = i; k < valueEnd; k++) out[p++] = src[k]!;
+          row.isNull[col] = 0;
+        }
+        row.end[col] = p;
+      }
+      i = skipSpace(src, valueEnd, end);
+      if (src[i] === 44) i = skipSpace(src, i + 1, end);
+    }
+    for (let c = 0; c < row.width; c++) if (row.isNull[c]) row.start[c] = row.end[c] = 0;
+    this.row = this.sink(row);
+  }
+}
+
+function isJsonb(column: string): boolean {
+  return column === 'payload' || column === 'before' || column === 'after';
+}
+
+function skipSpace(src: Uint8Array, i: number, end: number): number {
+  while (i < end && (src[i] === 32 || src[i] === 9)) i++;
+  return i;
+}
+
+/** Position after the closing quote of the JSON string starting at i. */
+function stringEnd(src: Uint8Array, i: number, end: number): number {
+  for (i++; i < end; i++) {
+    if (src[i] === 92) i++;
+    else if (src[i] === 34) return i + 1;
+  }
+  throw new FormatError('NDJSON: unterminated string');
+}
+
+/** Position after a non-string JSON value (number, literal, object or array) starting at i. */
+function rawEnd(src: Uint8Array, i: number, end: number): number {
+  let depth = 0;
+  for (; i < end; i++) {
+    const c = src[i]!;
+    if (c === 34) i = stringEnd(src, i, end) - 1;
+    else if (c === 123 || c === 91) depth++;
+    else if (c === 125 || c === 93) {
+      if (depth === 0) return i;
+      depth--;
+      if (depth === 0) return i + 1;
+    } else if (depth === 0 && (c === 44 || c === 32)) return i;
+  }
+  if (depth !== 0) throw new FormatError('NDJSON: unterminated object or array');
+  return i;
+}
+
+function unescapeJsonString(src: Uint8Array, i: number, end: number, out: Uint8Array, p: number): number {
+  while (i < end) {
+    const c = src[i++]!;
+    if (c !== 92) {
+      out[p++] = c;
+      continue;
+    }
+    const e = src[i++]!;
+    switch (e) {
+      case 98: out[p++] = 8; break;
+      case 102: out[p++] = 12; break;
+      case 110: out[p++] = 10; break;
+      case 114: out[p++] = 13; break;
+      case 116: out[p++] = 9; break;
+      case 117: {
+        let cp = hex4(src, i);
+        i += 4;
+        if (cp >= 0xd800 && cp <= 0xdbff && src[i] === 92 && src[i + 1] === 117) {
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(src, i + 2) - 0xdc00);
+          i += 6;
+        }
+        p = utf8Encode(cp, out, p);
+        break;
+      }
+      default: out[p++] = e; // " \ /
+    }
+  }
+  return p;
+}
+
+function hex4(src: Uint8Array, i: number): number {
+  let v = 0;
+  for (let k = i; k < i + 4; k++) {
+    const c = src[k]!;
+    v = (v << 4) | (c <= 57 ? c - 48 : (c | 32) - 87);
+  }
+  return v;
+}
+
+function utf8Encode(cp: number, out: Uint8Array, p: number): number {
+  if (cp < 0x80) out[p++] = cp;
+  else if (cp < 0x800) {
+    out[p++] = 0xc0 | (cp >> 6);
+    out[p++] = 0x80 | (cp & 63);
+  } else if (cp < 0x10000) {
+    out[p++] = 0xe0 | (cp >> 12);
+    out[p++] = 0x80 | ((cp >> 6) & 63);
+    out[p++] = 0x80 | (cp & 63);
+  } else {
+    out[p++] = 0xf0 | (cp >> 18);
+    out[p++] = 0x80 | ((cp >> 12) & 63);
+    out[p++] = 0x80 | ((cp >> 6) & 63);
+    out[p++] = 0x80 | (cp & 63);
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scan: one pass in (seq, id) order, as chainlog.verify()'s content and link checks.
+
+type Column = (typeof EXPORT_COLUMNS)[number];
+
+/** The canonical text fields, in format order (docs/FORMAT.md). */
+const TEXT_FIELDS = [
+  'stream', 'actor', 'actor_type', 'event_type', 'action', 'result', 'resource_type', 'resource_id', 'request_id',
+] as const satisfies readonly Column[];
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+interface ScanOptions {
+  columns: readonly string[];
+  sha256: Sha256;
+  /** Check only rows up to this seq (later rows may still serve as neighbours). */
+  limitSeq: number;
+  /** The seq the first row should have; above 1 its prev_hash is taken on trust (a partial export). */
+  fromSeq: number;
+  /** Collect what classification needs from the rows themselves (files), not from later queries. */
+  collectNeighbours: boolean;
+  /** Rows come from COPY's binary format (BinaryCopyParser), not text. */
+  binary?: boolean;
+}
+
+interface Neighbourhood {
+  checkedBefore(k: number): Promise<number>;
+  /** The rows at seq, in (seq, id) order. */
+  rowsAt(seq: number): Promise<EventText[]>;
+  nextPresent(k: number): Promise<number | null>;
+  /** The smallest seq other than k of a row whose hash is `hash`. */
+  linkedSeq(hash: Uint8Array, k: number): Promise<number | null>;
+}
+
+class Scanner implements Neighbourhood {
+  readonly ring: RowBuffer[];
+  private ri = 0;
+  private readonly ringSeq = [0, 0, 0];
+  private readonly col: Record<Column, number>;
+  private readonly textCols: number[];
+  private canon = new Uint8Array(1024);
+  private digestInput = new Uint8Array(4096);
+  private digestLength = 0;
+  private readonly stored = new Uint8Array(32);
+  private readonly prevHash = new Uint8Array(32);
+  private prevSeq: number;
+  private started = false;
+
+  /** Rows read, rows checked (seq <= limit), the first broken position, the last row checked. */
+  rows = 0;
+  checked = 0;
+  k: number | null = null;
+  lastSeq = 0;
+  readonly lastHash = new Uint8Array(32);
+  // Classification context, when collecting from the rows (files).
+  private rowsBeforeK = 0;
+  private atK: EventText[] = [];
+  private beforeK: EventText | null = null;
+  private afterK: EventText | null = null;
+  private firstAfterK: number | null = null;
+  private linkTarget: Uint8Array | null = null;
+  private linkedAfterK: number | null = null;
+  private hashes = new Uint8Array(32 * 1024);
+
+  constructor(private readonly o: ScanOptions) {
+    const index = new Map(o.columns.map((c, i) => [c, i]));
+    const missing = EXPORT_COLUMNS.filter((c) => c !== 'id' && !index.has(c));
+    if (missing.length > 0) throw new FormatError(`the input lacks the columns ${missing.join(', ')}`);
+    this.col = Object.fromEntries(EXPORT_COLUMNS.map((c) => [c, index.get(c) ?? -1])) as Record<Column, number>;
+    this.textCols = TEXT_FIELDS.map((c) => this.col[c]);
+    this.ring = [0, 1, 2].map(() => new RowBuffer(o.columns.length));
+    this.prevSeq = o.fromSeq - 1;
+    this.prevHash.set(GENESIS);
+  }
+
+  /** The parser's sink: checks one row, returns the buffer for the next one. */
+  readonly row: RowSink = (r) => {
+    if (r.fields !== r.width) throw new FormatError(`expected ${r.width} fields in a row, found ${r.fields}`);
+    this.rows++;
+    const seq = this.seqOf(r);
+    this.ringSeq[this.ri] = seq;
+    if (this.k === null) {
+      if (seq <= this.o.limitSeq) this.check(r, seq);
+    } else if (this.o.collectNeighbours) {
+      this.collect(r, seq);
+    }
+    this.ri = (this.ri + 1) % 3;
+    return this.ring[this.ri]!;
+  };
+
+  private seqOf(r: RowBuffer): number {
+    const s = r.start[this.col.seq]!;
+    const e = r.end[this.col.seq]!;
+    const b = r.bytes;
+    if (this.o.binary) {
+      if (e - s !== 8) throw new FormatError('seq: expected an int8');
+      const v = (((b[s]! << 24) | (b[s + 1]! << 16) | (b[s + 2]! << 8) | b[s + 3]!) >>> 0) * 4294967296 +
+        (((b[s + 4]! << 24) | (b[s + 5]! << 16) | (b[s + 6]! << 8) | b[s + 7]!) >>> 0);
+      if (!Number.isSafeInteger(v)) throw new FormatError('seq: beyond 2^53');
+      return v;
+    }
+    let v = 0;
+    for (let i = s; i < e; i++) v = v * 10 + (r.bytes[i]! - 48);
+    if (e === s || !Number.isSafeInteger(v)) throw new FormatError('seq: not a (safe) integer');
+    return v;
+  }
+
+  /** Canonical bytes into canon (returns the length), digest input, stored hash: from text (COPY text, CSV, NDJSON). */
+  private encodeText(r: RowBuffer): number {
+    const b = r.bytes;
+    const s = r.start;
+    const e = r.end;
+    const col = this.col;
+
+    // The canonical bytes, encoded straight from the row's text (docs/FORMAT.md).
+    let textBytes = 0;
+    for (const t of this.textCols) textBytes += e[t]! - s[t]!;
+    if (this.canon.length < textBytes + 256) this.canon = new Uint8Array((textBytes + 256) * 2);
+    const c = this.canon;
+    let p = writeDecimal(c, 0, b, s[col.format_version]!, e[col.format_version]!, 2);
+    p = this.hash32(c, p, b, s[col.prev_hash]!, e[col.prev_hash]!, 'prev_hash');
+    p = writeDecimal(c, p, b, s[col.seq]!, e[col.seq]!, 8);
+    p = writeTimestamptz(c, p, b, s[col.recorded_at]!, e[col.recorded_at]!);
+    p = this.hash32(c, p, b, s[col.data_digest]!, e[col.data_digest]!, 'data_digest');
+    if (r.isNull[col.occurred_at]) c[p++] = 0;
+    else {
+      c[p++] = 1;
+      p = writeTimestamptz(c, p, b, s[col.occurred_at]!, e[col.occurred_at]!);
+    }
+    if (r.isNull[col.source_ip]) c[p++] = 0;
+    else p = writeInet(c, p, b, s[col.source_ip]!, e[col.source_ip]!);
+    for (const t of this.textCols) {
+      if (r.isNull[t]) c[p++] = 0xff;
+      else {
+        for (let i = s[t]!, end = e[t]!; i < end; i++) c[p++] = b[i]!;
+        c[p++] = 0;
+      }
+    }
+
+    // The data digest's input: payload LF before LF after, '' for SQL NULL.
+    const pl = col.payload;
+    const bf = col.before;
+    const af = col.after;
+    const n = e[pl]! - s[pl]! + e[bf]! - s[bf]! + e[af]! - s[af]! + 2;
+    if (this.digestInput.length < n) this.digestInput = new Uint8Array(n * 2);
+    const d = this.digestInput;
+    let q = 0;
+    for (let i = s[pl]!, end = e[pl]!; i < end; i++) d[q++] = b[i]!;
+    d[q++] = 10;
+    for (let i = s[bf]!, end = e[bf]!; i < end; i++) d[q++] = b[i]!;
+    d[q++] = 10;
+    for (let i = s[af]!, end = e[af]!; i < end; i++) d[q++] = b[i]!;
+    this.digestLength = q;
+    this.hash32(this.stored, 0, b, s[col.hash]!, e[col.hash]!, 'hash');
+    return p;
+  }
+
+  /**
+   * The same from COPY's binary format, where every field already is what the format hashes: int2send,
+   * int8send, timestamptz_send and inet_send are the canonical forms, bytea is raw, text is UTF-8, and
+   * jsonb is a version byte (1) followed by the text PostgreSQL prints.
+   */
+  private encodeBinary(r: RowBuffer): number {
+    const b = r.bytes;
+    const s = r.start;
+    const e = r.end;
+    const col = this.col;
+    let size = 64;
+    for (let f = 0; f < r.fields; f++) size += e[f]! - s[f]! + 1;
+    if (this.canon.length < size) this.canon = new Uint8Array(size * 2);
+    if (this.digestInput.length < size) this.digestInput = new Uint8Array(size * 2);
+    const c = this.canon;
+    let p = copyField(c, 0, r, col.format_version, 2);
+    p = copyField(c, p, r, col.prev_hash, 32);
+    p = copyField(c, p, r, col.seq, 8);
+    p = copyField(c, p, r, col.recorded_at, 8);
+    p = copyField(c, p, r, col.data_digest, 32);
+    if (r.isNull[col.occurred_at]) c[p++] = 0;
+    else {
+      c[p++] = 1;
+      p = copyField(c, p, r, col.occurred_at, 8);
+    }
+    if (r.isNull[col.source_ip]) c[p++] = 0;
+    else p = copyField(c, p, r, col.source_ip, -1);
+    for (const t of this.textCols) {
+      if (r.isNull[t]) c[p++] = 0xff;
+      else {
+        for (let i = s[t]!, end = e[t]!; i < end; i++) c[p++] = b[i]!;
+        c[p++] = 0;
+      }
+    }
+    const d = this.digestInput;
+    let q = 0;
+    const jsonb = [col.payload, col.before, col.after];
+    for (let j = 0; j < 3; j++) {
+      const f = jsonb[j]!;
+      if (j > 0) d[q++] = 10;
+      if (r.isNull[f]) continue;
+      if (b[s[f]!] !== 1) throw new FormatError(`jsonb: unknown binary version ${b[s[f]!]}`);
+      for (let i = s[f]! + 1, end = e[f]!; i < end; i++) d[q++] = b[i]!;
+    }
+    this.digestLength = q;
+    copyField(this.stored, 0, r, col.hash, 32);
+    return p;
+  }
+
+  private check(r: RowBuffer, seq: number): void {
+    this.checked++;
+    const p = this.o.binary ? this.encodeBinary(r) : this.encodeText(r);
+    const c = this.canon;
+    const contentOk =
+      equal32(this.o.sha256(this.digestInput.subarray(0, this.digestLength)), 0, c, 50) &&
+      equal32(this.o.sha256(c.subarray(0, p)), 0, this.stored, 0);
+    // The link: seq follows the previous row's, prev_hash is its hash (a partial export's first row is
+    // taken on trust).
+    const trustedStart = !this.started && this.o.fromSeq > 1;
+    const linkOk = seq === this.prevSeq + 1 && (trustedStart || equal32(c, 2, this.prevHash, 0));
+    this.started = true;
+
+    if (!contentOk || !linkOk) {
+      // In (seq, id) order the first broken row gives the smallest position: its own seq, or for a gap
+      // the first missing seq (chainlog.verify(): least(seq, expected_seq)).
+      this.k = linkOk ? seq : Math.min(seq, this.prevSeq + 1);
+      this.checked--;
+      this.onBroken(r, seq, c);
+      return;
+    }
+    if (this.o.collectNeighbours) this.keepHash(seq);
+    this.prevSeq = seq;
+    this.prevHash.set(this.stored);
+    this.lastSeq = seq;
+    this.lastHash.set(this.stored);
+  }
+
+  private hash32(out: Uint8Array, p: number, b: Uint8Array, s: number, e: number, name: string): number {
+    const q = writeHex(out, p, b, s, e);
+    if (q - p !== 32) throw new FormatError(`${name}: expected 32 bytes of hex`);
+    return q;
+  }
+
+  private onBroken(r: RowBuffer, seq: number, canon: Uint8Array): void {
+    const k = this.k!;
+    const prevSameSeq = this.rows > 1 && this.ringSeq[(this.ri + 2) % 3] === seq;
+    this.rowsBeforeK = this.checked - (prevSameSeq ? 1 : 0);
+    if (!this.o.collectNeighbours) return;
+    if (k < seq) {
+      this.firstAfterK = seq;
+      this.rowsBeforeK = this.checked;
+      return;
+    }
+    // Rows around k: the one before k (kept in the ring), those at k, and later the first at k + 1.
+    const back = (n: number) => this.ring[(this.ri + 3 - n) % 3]!;
+    const backSeq = (n: number) => this.ringSeq[(this.ri + 3 - n) % 3]!;
+    if (prevSameSeq) {
+      this.atK.push(this.decode(back(1)));
+      if (this.rows > 2 && backSeq(2) === k - 1) this.beforeK = this.decode(back(2));
+    } else if (this.rows > 1 && backSeq(1) === k - 1) {
+      this.beforeK = this.decode(back(1));
+    }
+    this.atK.push(this.decode(r));
+    this.linkTarget = canon.slice(2, 34);
+  }
+
+  private collect(r: RowBuffer, seq: number): void {
+    const k = this.k!;
+    if (seq === k) this.atK.push(this.decode(r));
+    if (seq === k + 1 && this.afterK === null) this.afterK = this.decode(r);
+    if (seq > k && this.firstAfterK === null) this.firstAfterK = seq;
+    if (this.linkTarget && this.linkedAfterK === null && seq !== k) {
+      this.hash32(this.stored, 0, r.bytes, r.start[this.col.hash]!, r.end[this.col.hash]!, 'hash');
+      if (equal32(this.stored, 0, this.linkTarget, 0)) this.linkedAfterK = seq;
+    }
+  }
+
+  private keepHash(seq: number): void {
+    const at = (seq - this.o.fromSeq) * 32;
+    if (at + 32 > this.hashes.length) {
+      const grown = new Uint8Array(this.hashes.length * 2);
+      grown.set(this.hashes);
+      this.hashes = grown;
+    }
+    this.hashes.set(this.stored, at);
+  }
+
+  decode(r: RowBuffer): EventText {
+    const row: Record<string, string | null> = {};
+    this.o.columns.forEach((name, i) => {
+      row[name] = r.isNull[i] ? null : utf8Decoder.decode(r.bytes.subarray(r.start[i], r.end[i]));
+    });
+    return eventTextFromColumns(row);
+  }
+
+  // Neighbourhood, from what the scan collected.
+  async checkedBefore(): Promise<number> {
+    return this.rowsBeforeK;
+  }
+  async rowsAt(seq: number): Promise<EventText[]> {
+    const k = this.k!;
+    const found = seq === k ? this.atK : seq === k - 1 ? this.beforeK : seq === k + 1 ? this.afterK : null;
+    return Array.isArray(found) ? found : found ? [found] : [];
+  }
+  async nextPresent(): Promise<number | null> {
+    return this.firstAfterK;
+  }
+  async linkedSeq(hash: Uint8Array, k: number): Promise<number | null> {
+    // Rows before k are seq fromSeq..k-1 in order (their links held), so their hashes are indexed by seq.
+    for (let i = 0; i < k - this.o.fromSeq; i++) if (equal32(this.hashes, i * 32, hash, 0)) return this.o.fromSeq + i;
+    return this.linkedAfterK;
+  }
+}
+
+/** Copies field f of a binary row to out at p; `size` is the length it must have (-1: any). */
+function copyField(out: Uint8Array, p: number, r: RowBuffer, f: number, size: number): number {
+  const s = r.start[f]!;
+  const e = r.end[f]!;
+  if (r.isNull[f] || (size >= 0 && e - s !== size)) throw new FormatError(`binary COPY: unexpected value in field ${f}`);
+  const b = r.bytes;
+  for (let i = s; i < e; i++) out[p++] = b[i]!;
+  return p;
+}
+
+function equal32(a: Uint8Array, ai: number, b: Uint8Array, bi: number): boolean {
+  for (let i = 0; i < 32; i++) if (a[ai + i] !== b[bi + i]) return false;
+  return true;
+}
+
+function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  return a !== null && b !== null && a.length === b.length && equal32(a, 0, b, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classification: sql/00005_verify.sql's rules, in the same order.
+
+interface Head {
+  seq: number;
+  hash: Uint8Array;
+}
+
+interface Verdict {
+  ok: boolean;
+  checked: number;
+  firstBadSeq: number | null;
+  problem: Problem | null;
+  detail: string | null;
+}
+
+/** The end of an intact chain against the recorded head (verify()'s `k is null` branch). */
+function compareWithHead(
+  checked: number,
+  lastSeq: number,
+  lastHash: Uint8Array | null,
+  head: Head | null,
+  limitSeq: number,
+  upToSeq: number | undefined,
+  headRequired: boolean,
+): Verdict {
+  const v: Verdict = { ok: true, checked, firstBadSeq: null, problem: null, detail: null };
+  const bad = (firstBadSeq: number, problem: Problem, detail: string) =>
+    Object.assign(v, { ok: false, firstBadSeq, problem, detail });
+  if (head === null) {
+    if (headRequired) bad(1, 'inserted', `stream has ${checked} events but no recorded head: they were written around chainlog`);
+  } else if (head.seq > lastSeq && limitSeq > lastSeq) {
+    bad(lastSeq + 1, 'truncated', `the recorded head is seq ${head.seq} but the last stored event is seq ${lastSeq}: events ${lastSeq + 1}..${head.seq} are missing`);
+  } else if (upToSeq === undefined && head.seq < lastSeq) {
+    bad(head.seq + 1, 'inserted', `events ${head.seq + 1}..${lastSeq} lie beyond the recorded head (seq ${head.seq})`);
+  } else if (head.seq === lastSeq && !bytesEqual(head.hash, lastHash ?? GENESIS)) {
+    bad(lastSeq, 'modified', `event ${lastSeq} does not have the recorded head hash: the chain was rewritten with recomputed hashes up to here`);
+  }
+  return v;
+}
+
+/** Something is broken at position k: name it by looking at the rows around k. */
+async function classify(k: number, head: Head | null, nb: Neighbourhood, sha256: Sha256): Promise<Verdict> {
+  const v: Verdict = { ok: false, checked: await nb.checkedBefore(k), firstBadSeq: k, problem: null, detail: null };
+  const say = (problem: Problem, detail: string, firstBadSeq = k) => Object.assign(v, { problem, detail, firstBadSeq });
+  const ok = (e: EventText, asSeq: number) => contentMatches(e, BigInt(asSeq), sha256);
+  const hashOf = (e: EventText | undefined) => (e ? parseBytea(e.hash) : null);
+  const prevOf = (e: EventText | undefined) => (e ? parseBytea(e.prevHash) : null);
+
+  const before = k > 1 ? (await nb.rowsAt(k - 1))[0] : undefined;
+  const expectedPrev = k === 1 ? GENESIS : hashOf(before);
+  const atK = await nb.rowsAt(k);
+
+  if (atK.length === 0) {
+    const next = await nb.nextPresent(k);
+    return say('deleted', next === k + 1 ? `event ${k} is missing` : `events ${k}..${(next ?? k) - 1} are missing`);
+  }
+  if (atK.length > 1) {
+    const claimants = atK.filter((e) => bytesEqual(prevOf(e), expectedPrev) && ok(e, Number(e.seq))).length;
+    return claimants >= 2
+      ? say('forked', `${atK.length} events hold seq ${k} and claim the same predecessor`)
+      : say('inserted', `${atK.length} events hold seq ${k}; only one belongs to the chain`);
+  }
+
+  const r = atK[0]!;
+  const next = (await nb.rowsAt(k + 1))[0];
+  const prevRowPrev = prevOf(before);
+  const linked = await nb.linkedSeq(parseBytea(r.prevHash), k);
+  const beyondHead = head !== null && k > head.seq;
+
+  if (ok(r, k)) {
+    // r is intact but does not link to the event before it.
+    if (k > 1 && bytesEqual(prevOf(r), prevRowPrev)) return say('forked', `events ${k - 1} and ${k} both claim event ${k - 2} as their predecessor`);
+    if (linked !== null) return say('reordered', `event ${k} links to event ${linked} instead of event ${k - 1}`);
+    if (beyondHead) return say('inserted', `event ${k} lies beyond the recorded head (seq ${head!.seq}) and does not link to it`);
+    if (k === 1) return say('modified', 'event 1 does not start from the genesis hash');
+    return say('modified', `event ${k - 1} no longer has the hash that event ${k} recorded for it: it was changed and its hash recomputed`, k - 1);
+  }
+  if (beyondHead && linked === null) {
+    return say('inserted', `event ${k} lies beyond the recorded head (seq ${head!.seq}) and its hash does not match its content`);
+  }
+  if (ok(r, k + 1) && next && ok(next, k)) return say('reordered', `events ${k} and ${k + 1} have swapped places`);
+  if (next && ok(next, k) && bytesEqual(prevOf(next), expectedPrev)) {
+    return say('inserted', `event ${k} does not belong: the chain continues from event ${k - 1} to the event now at ${k + 1}`);
+  }
+  if (ok(r, k + 1)) return say('deleted', `the event at seq ${k} was removed and later events renumbered to hide the gap`);
+  if (linked !== null && ok(r, linked + 1)) {
+    if (linked + 1 === k - 1) return say('inserted', `event ${k - 1} does not belong: later events were renumbered to make room for it`, k - 1);
+    return say('reordered', `event ${k} was recorded at seq ${linked + 1}`);
+  }
+  return say('modified', `event ${k} no longer matches its hash`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// From the database.
+
+export interface VerifyOfflineOptions {
+  /** A pool (a connection is borrowed) or a client (a transaction already open on it is joined). */
+  db: Db;
+  stream: string;
+  /** Verify only up to this seq, like chainlog.verify(stream, up_to_seq). */
+  upToSeq?: number;
+  /** Called as rows arrive (every 64 KiB or so). */
+  onProgress?: (progress: VerifyProgress) => void;
+  /** SHA-256 to use. Default: node:crypto. */
+  sha256?: Sha256;
+}
+
+// Every value as its type's output function prints it (as COPY does), not parsed by the driver.
+const RAW_TEXT = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
+
+function validateStream(stream: unknown): void {
+  if (typeof stream !== 'string' || stream === '') {
+    throw new ChainlogInvalidArgumentError('verify needs a stream name. SELECT stream FROM chainlog.streams lists them.', {
+      code: 'CHAINLOG_INVALID_ARGUMENT',
+    });
+  }
+}
+
+function validateUpTo(upToSeq: number | undefined): void {
+  if (upToSeq !== undefined && (!Number.isSafeInteger(upToSeq) || upToSeq < 0)) {
+    throw new ChainlogInvalidArgumentError(`upToSeq must be an integer >= 0, not ${upToSeq}. Leave it out to verify the whole stream.`, {
+      code: 'CHAINLOG_INVALID_ARGUMENT',
+    });
+  }
+}
+
+function unknownStream(stream: string): ChainlogUnknownStreamError {
+  return new ChainlogUnknownStreamError(`there is no stream "${stream}". SELECT stream FROM chainlog.streams lists the streams.`, {
+    code: 'LC005',
+    stream,
+  });
+}
+
+/**
+ * Verifies `stream` in TypeScript from a COPY of its rows, in one REPEATABLE READ snapshot, without
+ * calling any chainlog function. Reports what chainlog.verify() reports (problem and firstBadSeq agree).
+ */
+export async function verifyOffline(options: VerifyOfflineOptions): Promise<VerifyReport> {
+  const { db, stream, upToSeq, onProgress } = options;
+  validateStream(stream);
+  validateUpTo(upToSeq);
+  const sha256 = options.sha256 ?? nodeSha256;
+  const limitSeq = upToSeq ?? Number.MAX_SAFE_INTEGER;
+
+  return withPinnedSnapshot(db, async (client) => {
+    const recorded = await readStreamHead(client, stream);
+    const head = recorded ? { seq: recorded.seq, hash: parseBytea(recorded.hash) } : null;
+    const scanner = new Scanner({ columns: EXPORT_COLUMNS, sha256, limitSeq, fromSeq: 1, collectNeighbours: false, binary: true });
+    const parser = new BinaryCopyParser(new RowBuffer(EXPORT_COLUMNS.length), scanner.row);
+    const where = `e.stream = ${client.escapeLiteral(stream)}${upToSeq === undefined ? '' : ` and e.seq <= ${upToSeq}`}`;
+    const copy = client.query(
+      copyTo(`copy (select ${EXPORT_COLUMNS.map((c) => `e.${c}`).join(', ')} from chainlog.events e where ${where} order by e.seq, e.id) to stdout (format binary)`),
+    );
+    let bytes = 0;
+    for await (const chunk of copy as AsyncIterable<Buffer>) {
+      parser.push(chunk);
+      bytes += chunk.length;
+      onProgress?.({ rows: scanner.rows, bytes });
+    }
+    parser.end();
+
+    if (scanner.rows === 0 && head === null) throw unknownStream(stream);
+    const verdict =
+      scanner.k === null
+        ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq, upToSeq, true)
+        : await classify(scanner.k, head, databaseNeighbourhood(client, stream), sha256);
+    return { stream, ...verdict };
+  });
+}
+
+/** The rows around a broken position, read with plain SELECTs in the same snapshot. */
+function databaseNeighbourhood(client: pg.ClientBase, stream: string): Neighbourhood {
+  const scalar = async (sql: string, values: unknown[]) => {
+    const { rows } = await client.query<{ v: string | null }>(sql, [stream, ...values]);
+    return rows[0]?.v == null ? null : Number(rows[0].v);
+  };
+  return {
+    checkedBefore: async (k) => (await scalar('select count(*) as v from chainlog.events e where e.stream = $1 and e.seq < $2', [k]))!,
+    rowsAt: async (seq) => {
+      const { rows } = await client.query({
+        text: `select ${EXPORT_COLUMNS.join(', ')} from chainlog.events e where e.stream = $1 and e.seq = $2 order by e.id`,
+        values: [stream, seq],
+        types: RAW_TEXT,
+      });
+      return rows.map((row) => eventTextFromColumns(row));
+    },
+    nextPresent: (k) => scalar('select min(e.seq) as v from chainlog.events e where e.stream = $1 and e.seq > $2', [k]),
+    linkedSeq: (hash, k) =>
+      scalar('select min(e.seq) as v from chainlog.events e where e.stream = $1 and e.hash = $2 and e.seq <> $3', [Buffer.from(hash), k]),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// From an exported file.
+
+export interface VerifyFileOptions {
+  /** The exported file. */
+  path?: string;
+  /** Or its bytes, as a stream. */
+  input?: Readable | AsyncIterable<Uint8Array>;
+  /** Default: from the file name (.ndjson / .jsonl), else csv. */
+  format?: 'csv' | 'ndjson';
+  /** Verify only this stream's rows when the file holds several; default: the stream of the first row. */
+  stream?: string;
+  /**
+   * The head the chain must end at (exportEvents() returns it as headSeq/headHash; chainlog.streams shows
+   * it). Without it the end of the file is taken as the end of the chain: a file cut short still verifies.
+   */
+  expectedHead?: { seq: number; hash: string | Uint8Array };
+  /** Verify only up to this seq. */
+  upToSeq?: number;
+  /** The seq the file starts at, for an export made with fromSeq; the first row's prev_hash is then trusted. Default 1. */
+  fromSeq?: number;
+  onProgress?: (progress: VerifyProgress) => void;
+  sha256?: Sha256;
+}
+
+/**
+ * Verifies an export (exportEvents(), CSV or NDJSON) with no database at all. Reports like
+ * chainlog.verify(); compares the chain's end with `expectedHead` only when it is given.
+ * Keeps 32 bytes per event in memory (the hashes classification may need to look up).
+ */
+export async function verifyOfflineFile(options: VerifyFileOptions): Promise<VerifyReport> {
+  const { path, input, expectedHead, upToSeq, onProgress } = options;
+  if ((path === undefined) === (input === undefined)) {
+    throw new ChainlogInvalidArgumentError('verifyOfflineFile needs exactly one of path and input.', { code: 'CHAINLOG_INVALID_ARGUMENT' });
+  }
+  if (options.stream !== undefined) validateStream(options.stream);
+  validateUpTo(upToSeq);
+  const fromSeq = options.fromSeq ?? 1;
+  if (!Number.isSafeInteger(fromSeq) || fromSeq < 1) {
+    throw new ChainlogInvalidArgumentError(`fromSeq must be an integer >= 1, not ${fromSeq}.`, { code: 'CHAINLOG_INVALID_ARGUMENT' });
+  }
+  const format = options.format ?? (path && /\.(nd)?jsonl?$|\.ndjson$/i.test(path) ? 'ndjson' : 'csv');
+  const sha256 = options.sha256 ?? nodeSha256;
+  const limitSeq = upToSeq ?? Number.MAX_SAFE_INTEGER;
+  const source = input ?? createReadStream(path!, { highWaterMark: 1 << 20 });
+
+  let wanted = options.stream;
+  let scanner: Scanner | undefined;
+  let parser: Parser | undefined;
+  const makeScanner = (columns: readonly string[]) =>
+    new Scanner({ columns, sha256, limitSeq, fromSeq, collectNeighbours: true });
+  // Rows of other streams are skipped before the scanner sees them.
+  const streamFilter = (columns: readonly string[], s: Scanner): RowSink => {
+    const streamCol = columns.indexOf('stream');
+    return (r) => {
+      const name = utf8Decoder.decode(r.bytes.subarray(r.start[streamCol], r.end[streamCol]));
+      wanted ??= name;
+      return name === wanted ? s.row(r) : r;
+    };
+  };
+
+  if (format === 'ndjson') {
+    scanner = makeScanner(EXPORT_COLUMNS);
+    parser = new NdjsonParser(scanner.ring[0]!, streamFilter(EXPORT_COLUMNS, scanner), new Map(EXPORT_COLUMNS.map((c, i) => [c, i])));
+  } else {
+    // The header line names the columns; the data rows follow on the same parser, fed to the scanner.
+    let sink: RowSink = (h) => {
+      const columns = Array.from({ length: h.fields }, (_, i) => utf8Decoder.decode(h.bytes.subarray(h.start[i], h.end[i])));
+      scanner = makeScanner(columns);
+      sink = streamFilter(columns, scanner);
+      return scanner.ring[0]!;
+    };
+    parser = new CsvParser(new RowBuffer(EXPORT_COLUMNS.length * 2), (r) => sink(r));
+  }
+
+  let bytes = 0;
+  for await (const chunk of source as AsyncIterable<Uint8Array>) {
+    parser.push(chunk);
+    bytes += chunk.length;
+    onProgress?.({ rows: scanner?.rows ?? 0, bytes });
+  }
+  parser.end();
+
+  const stream = wanted ?? options.stream ?? '';
+  if (!scanner || scanner.rows === 0) {
+    if (!expectedHead) throw new FormatError(`the file holds no events${wanted ? ` of stream "${wanted}"` : ''}`);
+  }
+  const s = scanner ?? makeScanner(EXPORT_COLUMNS);
+  const head = expectedHead
+    ? { seq: expectedHead.seq, hash: typeof expectedHead.hash === 'string' ? parseBytea(expectedHead.hash) : expectedHead.hash }
+    : null;
+  const verdict =
+    s.k === null
+      ? compareWithHead(s.checked, s.lastSeq, s.checked ? s.lastHash : null, head, limitSeq, upToSeq, false)
+      : await classify(s.k, head, s, sha256);
+  return { stream, ...verdict };
+}
+

@@ -1,0 +1,194 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import type pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { exportEvents, type ExportOptions } from '../src/export.js';
+import { verifyOfflineFile } from '../src/offline-verify.js';
+import { useChainlogDatabase } from './support/db.js';
+import { asAttacker, scenarios, seedStream } from './support/tamper.js';
+
+const db = useChainlogDatabase();
+const dir = mkdtempSync(path.join(os.tmpdir(), 'chainlog-export-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Exports into memory; returns the bytes and the result. */
+async function exportToBuffer(options: Omit<ExportOptions, 'output'>) {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  const result = await exportEvents({ ...options, output: out });
+  return { bytes: Buffer.concat(chunks), result };
+}
+
+// Values that print differently under other session settings, or need escaping in CSV and JSON.
+async function seedTricky(stream: string): Promise<void> {
+  await seedStream(db.pool, stream, 3);
+  await db.query(
+    `insert into chainlog.events (stream, actor, actor_type, event_type, action, resource_type, resource_id, source_ip,
+                                  request_id, occurred_at, payload, before, after)
+     values ($1, 'Zoë 中文 😀', 'service', 'X', 'CREATE', '', $2, '2001:db8::1/64', null, '1999-12-31 23:59:59.5+00',
+             $3, 'null', null)`,
+    [stream, 'tab\there, "quoted"\nnew line \\ back\\slash', '{"price": 1.10, "big": 123456789012345678901234567890, "s": "a\\\\b \\"c\\" \\u0001"}'],
+  );
+  await seedStream(db.pool, stream, 2);
+}
+
+const seqs = (b: Buffer) => b.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l).seq);
+
+describe('exportEvents()', () => {
+  it('writes a CSV header and one line per event, and reports rows, bytes and the head', async () => {
+    await seedStream(db.pool, 'csv', 12);
+    const file = path.join(dir, 'csv.csv');
+    const result = await exportEvents({ db: db.pool, stream: 'csv', format: 'csv', output: file });
+    const text = readFileSync(file, 'utf8');
+    const lines = text.trimEnd().split('\n');
+    expect(lines[0]).toBe(
+      'id,stream,seq,recorded_at,occurred_at,actor,actor_type,event_type,action,result,resource_type,resource_id,source_ip,request_id,payload,before,after,format_version,data_digest,prev_hash,hash',
+    );
+    expect(lines).toHaveLength(13);
+    const head = (await db.query(`select head_seq::int, encode(head_hash, 'hex') as hash from chainlog.streams where stream = 'csv'`)).rows[0];
+    expect(result).toEqual({ rows: 12, bytes: Buffer.byteLength(text), headSeq: 12, headHash: head.hash });
+  });
+
+  it('produces the same bytes whatever the session TimeZone, DateStyle, bytea_output and extra_float_digits', async () => {
+    await seedTricky('stable');
+    const plain = await db.connect();
+    const odd = await db.connect({ options: '-c TimeZone=America/St_Johns -c DateStyle=German,DMY -c bytea_output=escape -c extra_float_digits=-3 -c IntervalStyle=sql_standard' });
+    for (const format of ['csv', 'ndjson'] as const) {
+      const a = await exportToBuffer({ db: plain, stream: 'stable', format });
+      const b = await exportToBuffer({ db: odd, stream: 'stable', format });
+      expect(b.bytes.equals(a.bytes), format).toBe(true);
+      expect(a.bytes.toString()).toContain(format === 'csv' ? '1999-12-31 23:59:59.5+00' : '1999-12-31T23:59:59.5+00:00');
+    }
+    // The caller's session is left as it was.
+    expect((await odd.query('show timezone')).rows[0].TimeZone).toBe('America/St_Johns');
+  });
+
+  it('NDJSON: one JSON object per line; payload nested exactly as PostgreSQL prints it; backslashes not doubled', async () => {
+    const { bytes, result } = await exportToBuffer({ db: db.pool, stream: 'stable', format: 'ndjson' });
+    const lines = bytes.toString('utf8').trimEnd().split('\n');
+    expect(lines).toHaveLength(result.rows);
+    const stored = await db.query<{ payload: string | null; before: string | null; after: string | null; resource_id: string | null }>(
+      `select payload::text, before::text, after::text, resource_id from chainlog.events where stream = 'stable' order by seq`,
+    );
+    lines.forEach((line, i) => {
+      const o = JSON.parse(line);
+      expect(o.resource_id ?? null).toBe(stored.rows[i]!.resource_id);
+      for (const col of ['payload', 'before', 'after'] as const) {
+        const text = stored.rows[i]![col];
+        // SQL NULL: the key is left out; JSON null: the key is there with null.
+        expect(col in o, `${col} of line ${i}`).toBe(text !== null);
+        if (text !== null) {
+          expect(line).toContain(`"${col}":${text}`);
+          expect(o[col]).toEqual(JSON.parse(text));
+        }
+      }
+    });
+    expect(lines[3]).toContain('"resource_id":"tab\\there, \\"quoted\\"\\nnew line \\\\ back\\\\slash"');
+  });
+
+  it('CSV: NULL is an empty field, an empty string is ""', async () => {
+    const { bytes } = await exportToBuffer({ db: db.pool, stream: 'stable', format: 'csv' });
+    const tricky = bytes.toString('utf8').split('\n').find((l) => l.includes('Zoë'))!;
+    // resource_type '' then resource_id (quoted, multi-line) ...
+    expect(tricky).toContain(',service,X,CREATE,success,"",');
+    const first = bytes.toString('utf8').split('\n')[1]!;
+    // seed events have no occurred_at: two commas in a row after recorded_at.
+    expect(first).toMatch(/^\d+,stable,1,[^,]+\+00,,seed@example.com,/);
+  });
+
+  it('exports only events up to the recorded head at the start, within the requested bounds', async () => {
+    await seedStream(db.pool, 'bounds', 10);
+    // An event written around chainlog, beyond the recorded head, is not part of the exported chain.
+    await asAttacker(
+      db.pool,
+      `insert into chainlog.events (stream, seq, recorded_at, actor, actor_type, event_type, action, result, format_version,
+                                    data_digest, prev_hash, hash)
+       select stream, 11, recorded_at, 'mallory', 'user', 'FORGED', 'CREATE', 'success', 1, data_digest, hash, hash
+         from chainlog.events where stream = 'bounds' and seq = 10`,
+    );
+    const all = await exportToBuffer({ db: db.pool, stream: 'bounds', format: 'ndjson' });
+    expect(all.result).toMatchObject({ rows: 10, headSeq: 10 });
+    expect(seqs((await exportToBuffer({ db: db.pool, stream: 'bounds', format: 'ndjson', fromSeq: 3, toSeq: 5 })).bytes)).toEqual([3, 4, 5]);
+    expect(seqs((await exportToBuffer({ db: db.pool, stream: 'bounds', format: 'ndjson', toSeq: 50 })).bytes)).toHaveLength(10);
+  });
+
+  it('from/to select by recorded_at: from inclusive, to exclusive', async () => {
+    // Events a few milliseconds apart, so a Date (millisecond precision) falls between them.
+    for (let i = 0; i < 8; i++) {
+      await seedStream(db.pool, 'timed', 1);
+      await db.query('select pg_sleep(0.005)');
+    }
+    const { rows } = await db.query<{ recorded_at: Date }>(
+      `select recorded_at from chainlog.events where stream = 'timed' and seq in (4, 7) order by seq`,
+    );
+    const { bytes } = await exportToBuffer({ db: db.pool, stream: 'timed', format: 'ndjson', from: rows[0]!.recorded_at, to: rows[1]!.recorded_at });
+    expect(seqs(bytes)).toEqual([4, 5, 6]);
+  });
+
+  it('a partial export (fromSeq) verifies from its first event on', async () => {
+    const { bytes } = await exportToBuffer({ db: db.pool, stream: 'bounds', format: 'csv', fromSeq: 4 });
+    expect(await verifyOfflineFile({ input: Readable.from([bytes]), format: 'csv', fromSeq: 4 })).toMatchObject({ ok: true, checked: 7 });
+    // Without fromSeq the file looks like a stream whose first events were removed.
+    expect(await verifyOfflineFile({ input: Readable.from([bytes]), format: 'csv' })).toMatchObject({ ok: false, problem: 'deleted', firstBadSeq: 1 });
+  });
+
+  it('refuses an unknown stream with LC005', async () => {
+    await expect(exportToBuffer({ db: db.pool, stream: 'nope', format: 'csv' })).rejects.toMatchObject({ code: 'LC005' });
+  });
+
+  it('joins the caller transaction through a savepoint and leaves it usable', async () => {
+    const client: pg.Client = await db.connect();
+    await client.query('begin');
+    await client.query(`select 1`);
+    const { result } = await exportToBuffer({ db: client, stream: 'csv', format: 'csv' });
+    expect(result.rows).toBe(12);
+    expect((await client.query('select 2 as two')).rows[0].two).toBe(2);
+    await client.query('commit');
+  });
+
+  describe('an exported file verifies offline, CSV and NDJSON', () => {
+    for (const format of ['csv', 'ndjson'] as const) {
+      it(`${format}: written to a file, verified from the path with the expected head`, async () => {
+        const file = path.join(dir, `stable.${format}`);
+        const result = await exportEvents({ db: db.pool, stream: 'stable', format, output: file });
+        expect(await verifyOfflineFile({ path: file, expectedHead: { seq: result.headSeq, hash: result.headHash } })).toEqual({
+          stream: 'stable',
+          ok: true,
+          checked: result.rows,
+          firstBadSeq: null,
+          problem: null,
+          detail: null,
+        });
+      });
+    }
+  });
+
+  describe('a tampered database, exported and verified from the file, reports what chainlog.verify() reports', () => {
+    for (const [i, scenario] of scenarios.entries()) {
+      it(`${scenario.name}`, async () => {
+        const stream = `tamper-${i}`;
+        await seedStream(db.pool, stream, scenario.length);
+        await scenario.apply(db.pool, stream);
+        const sql = (await db.query('select ok, first_bad_seq::int, problem from chainlog.verify($1)', [stream])).rows[0];
+        for (const format of ['csv', 'ndjson'] as const) {
+          const { bytes, result } = await exportToBuffer({ db: db.pool, stream, format });
+          const report = await verifyOfflineFile({
+            input: Readable.from([bytes]),
+            format,
+            expectedHead: { seq: result.headSeq, hash: result.headHash },
+          });
+          if (result.headSeq < scenario.length + 1 && scenario.expected.firstBadSeq > result.headSeq) {
+            // The forged event lies beyond the recorded head, so it is not part of the export: the
+            // exported chain itself is intact.
+            expect(report, format).toMatchObject({ ok: true, checked: result.headSeq });
+          } else {
+            expect(report, format).toMatchObject({ ok: sql.ok, problem: sql.problem, firstBadSeq: sql.first_bad_seq });
+          }
+        }
+      });
+    }
+  });
+});

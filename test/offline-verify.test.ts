@@ -1,0 +1,194 @@
+import { readFileSync } from 'node:fs';
+import { PassThrough, Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { exportEvents } from '../src/export.js';
+import { verifyOffline, verifyOfflineFile, type VerifyReport } from '../src/offline-verify.js';
+import { useChainlogDatabase } from './support/db.js';
+import { asAttacker, scenarios, seedStream } from './support/tamper.js';
+import { VECTORS_PATH, type VectorFile } from './vectors/generate.js';
+
+const db = useChainlogDatabase();
+
+/** chainlog.verify() in the report shape of verifyOffline(). */
+async function sqlVerify(stream: string, upToSeq?: number): Promise<VerifyReport> {
+  const { rows } = await db.query(
+    'select ok, checked::int, first_bad_seq::int, problem, detail from chainlog.verify($1, $2)',
+    [stream, upToSeq ?? null],
+  );
+  const r = rows[0];
+  return { stream, ok: r.ok, checked: r.checked, firstBadSeq: r.first_bad_seq, problem: r.problem, detail: r.detail };
+}
+
+describe('verifyOffline() from the database', () => {
+  it('reports an intact stream as ok with every event checked, like chainlog.verify()', async () => {
+    await seedStream(db.pool, 'intact', 40);
+    const report = await verifyOffline({ db: db.pool, stream: 'intact' });
+    expect(report).toEqual({ stream: 'intact', ok: true, checked: 40, firstBadSeq: null, problem: null, detail: null });
+    expect(report).toEqual(await sqlVerify('intact'));
+  });
+
+  it('verifies a prefix with upToSeq', async () => {
+    await seedStream(db.pool, 'prefix', 10);
+    expect(await verifyOffline({ db: db.pool, stream: 'prefix', upToSeq: 4 })).toEqual(await sqlVerify('prefix', 4));
+    expect(await verifyOffline({ db: db.pool, stream: 'prefix', upToSeq: 4 })).toMatchObject({ ok: true, checked: 4 });
+  });
+
+  it('recomputes events holding every kind of value in the format vectors, from the database and from both exports', async () => {
+    // The vectors' values (unicode, IPv6, BC and far-future timestamps, JSON null, empty strings ...)
+    // chained by the trigger, then verified through COPY's binary form and through CSV and NDJSON text.
+    const vectors = (JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as VectorFile).vectors;
+    for (const { input: v } of vectors) {
+      await db.query(
+        `insert into chainlog.events (stream, actor, actor_type, event_type, action, result, resource_type, resource_id,
+                                      source_ip, request_id, occurred_at, payload, before, after)
+         values ('varied', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+        [v.actor, v.actor_type, v.event_type, v.action, v.result, v.resource_type, v.resource_id, v.source_ip ?? '192.0.2.99',
+         v.request_id, v.occurred_at, v.payload, v.before, v.after],
+      );
+    }
+    const intact = { stream: 'varied', ok: true, checked: vectors.length, firstBadSeq: null, problem: null, detail: null };
+    expect(await verifyOffline({ db: db.pool, stream: 'varied' })).toEqual(intact);
+    for (const format of ['csv', 'ndjson'] as const) {
+      const out = new PassThrough();
+      const chunks: Buffer[] = [];
+      out.on('data', (c: Buffer) => chunks.push(c));
+      const result = await exportEvents({ db: db.pool, stream: 'varied', format, output: out });
+      const expectedHead = { seq: result.headSeq, hash: result.headHash };
+      expect(await verifyOfflineFile({ input: Readable.from([Buffer.concat(chunks)]), format, expectedHead }), format).toEqual(intact);
+    }
+  });
+
+  it('reports progress as rows arrive', async () => {
+    await seedStream(db.pool, 'progress', 300);
+    const seen: number[] = [];
+    await verifyOffline({ db: db.pool, stream: 'progress', onProgress: (p) => seen.push(p.rows) });
+    expect(seen.at(-1)).toBe(300);
+  });
+
+  it('refuses an unknown stream with LC005, like chainlog.verify()', async () => {
+    await expect(verifyOffline({ db: db.pool, stream: 'no-such-stream' })).rejects.toMatchObject({ code: 'LC005' });
+  });
+
+  it('refuses a negative upToSeq before touching the database', async () => {
+    await expect(verifyOffline({ db: db.pool, stream: 'intact', upToSeq: -1 })).rejects.toMatchObject({
+      code: 'CHAINLOG_INVALID_ARGUMENT',
+    });
+  });
+
+  describe('agrees with chainlog.verify() on every kind of tampering (problem, first bad seq, checked, detail)', () => {
+    for (const [i, scenario] of scenarios.entries()) {
+      it(`${scenario.name}: ${scenario.expected.problem} at seq ${scenario.expected.firstBadSeq}`, async () => {
+        const stream = `tamper-${i}`;
+        await seedStream(db.pool, stream, scenario.length);
+        await scenario.apply(db.pool, stream);
+        const offline = await verifyOffline({ db: db.pool, stream });
+        expect(offline).toMatchObject({ ok: false, ...scenario.expected });
+        expect(offline).toEqual(await sqlVerify(stream));
+      });
+    }
+  });
+
+  it('does not rely on chainlog functions: replaced by an attacker, they cannot hide tampering', async () => {
+    await seedStream(db.pool, 'sabotaged', 10);
+    await asAttacker(db.pool, `update chainlog.events set actor = 'mallory' where stream = 'sabotaged' and seq = 7`);
+    const client = await db.connect();
+    await client.query('begin');
+    // In the caller's open transaction (joined through a savepoint), and rolled back afterwards.
+    await client.query(`
+      create or replace function chainlog.verify(stream text, up_to_seq bigint default null)
+        returns table (ok boolean, checked bigint, first_bad_seq bigint, problem text, detail text)
+        language sql as $$ select true, 10::bigint, null::bigint, null::text, null::text $$;
+      create or replace function chainlog.data_digest(payload jsonb, before jsonb, after jsonb) returns bytea
+        language plpgsql as $$ begin raise exception 'sabotaged'; end $$;
+      create or replace function chainlog.genesis_hash() returns bytea
+        language plpgsql as $$ begin raise exception 'sabotaged'; end $$`);
+    try {
+      expect((await client.query(`select ok from chainlog.verify('sabotaged')`)).rows[0].ok).toBe(true);
+      const report = await verifyOffline({ db: client, stream: 'sabotaged' });
+      expect(report).toMatchObject({ ok: false, problem: 'modified', firstBadSeq: 7 });
+      // The caller's transaction is still usable and its settings untouched.
+      expect((await client.query('show timezone')).rows[0].TimeZone).not.toBe('UTC_pinned');
+    } finally {
+      await client.query('rollback');
+    }
+  });
+
+  it('leaves a client joined inside a transaction with its own session settings', async () => {
+    const client = await db.connect();
+    await client.query(`set timezone = 'Asia/Tokyo'`);
+    await client.query('begin');
+    await verifyOffline({ db: client, stream: 'intact' });
+    expect((await client.query('show timezone')).rows[0].TimeZone).toBe('Asia/Tokyo');
+    await client.query('commit');
+    await verifyOffline({ db: client, stream: 'intact' });
+    expect((await client.query('show timezone')).rows[0].TimeZone).toBe('Asia/Tokyo');
+  });
+});
+
+describe('verifyOfflineFile() from an export', () => {
+  it('verifies an intact CSV and NDJSON export, with and without the expected head', async () => {
+    await seedStream(db.pool, 'file-intact', 25);
+    for (const format of ['csv', 'ndjson'] as const) {
+      const chunks: Buffer[] = [];
+      const out = new (await import('node:stream')).PassThrough();
+      out.on('data', (c: Buffer) => chunks.push(c));
+      const result = await exportEvents({ db: db.pool, stream: 'file-intact', format, output: out });
+      const bytes = Buffer.concat(chunks);
+      const expected = { stream: 'file-intact', ok: true, checked: 25, firstBadSeq: null, problem: null, detail: null };
+      expect(await verifyOfflineFile({ input: Readable.from([bytes]), format })).toEqual(expected);
+      expect(
+        await verifyOfflineFile({ input: Readable.from([bytes]), format, expectedHead: { seq: result.headSeq, hash: result.headHash } }),
+      ).toEqual(expected);
+    }
+  });
+
+  it('a file cut short verifies only against the expected head: truncated', async () => {
+    await seedStream(db.pool, 'file-cut', 10);
+    const chunks: Buffer[] = [];
+    const out = new (await import('node:stream')).PassThrough();
+    out.on('data', (c: Buffer) => chunks.push(c));
+    const result = await exportEvents({ db: db.pool, stream: 'file-cut', format: 'ndjson', output: out });
+    const lines = Buffer.concat(chunks).toString('utf8').split('\n').slice(0, 6).join('\n') + '\n';
+    expect(await verifyOfflineFile({ input: Readable.from([Buffer.from(lines)]), format: 'ndjson' })).toMatchObject({ ok: true, checked: 6 });
+    expect(
+      await verifyOfflineFile({
+        input: Readable.from([Buffer.from(lines)]),
+        format: 'ndjson',
+        expectedHead: { seq: result.headSeq, hash: result.headHash },
+      }),
+    ).toMatchObject({ ok: false, problem: 'truncated', firstBadSeq: 7 });
+  });
+
+  it('an edit made to the file itself is found: modified', async () => {
+    await seedStream(db.pool, 'file-edit', 10);
+    const chunks: Buffer[] = [];
+    const out = new (await import('node:stream')).PassThrough();
+    out.on('data', (c: Buffer) => chunks.push(c));
+    await exportEvents({ db: db.pool, stream: 'file-edit', format: 'csv', output: out });
+    const edited = Buffer.from(Buffer.concat(chunks).toString('utf8').replace('seed event 6"', 'seed event 7"'));
+    expect(await verifyOfflineFile({ input: Readable.from([edited]), format: 'csv' })).toMatchObject({
+      ok: false,
+      problem: 'modified',
+      firstBadSeq: 6,
+    });
+  });
+
+  it('parses a file fed in one-byte chunks like one fed at once', async () => {
+    await seedStream(db.pool, 'file-bytes', 5);
+    await db.query(
+      `insert into chainlog.events (stream, actor, event_type, action, resource_id, payload)
+       values ('file-bytes', E'tab\\there, "quoted"\\nnewline', 'X', 'CREATE', E'back\\\\slash', '{"k": "é\\\\u0001 \\"q\\""}')`,
+    );
+    for (const format of ['csv', 'ndjson'] as const) {
+      const chunks: Buffer[] = [];
+      const out = new (await import('node:stream')).PassThrough();
+      out.on('data', (c: Buffer) => chunks.push(c));
+      await exportEvents({ db: db.pool, stream: 'file-bytes', format, output: out });
+      const bytes = Buffer.concat(chunks);
+      const oneByOne = Readable.from((function* () {
+        for (let i = 0; i < bytes.length; i++) yield bytes.subarray(i, i + 1);
+      })());
+      expect(await verifyOfflineFile({ input: oneByOne, format })).toMatchObject({ ok: true, checked: 6 });
+    }
+  });
+});

@@ -58,10 +58,10 @@ create table chainlog.events (
 comment on table chainlog.events is
   'One row per audit event. Append-only: INSERT (or COPY) only; chainlog assigns seq, recorded_at, '
   'format_version, data_digest, prev_hash and hash, and refuses UPDATE, DELETE and TRUNCATE.';
-comment on column chainlog.events.id is 'Global insertion order across streams. Never use it to order a chain: use seq.';
+comment on column chainlog.events.id is 'Identity, allocated when the row is inserted (not in commit order). Never use it to order a chain: use seq.';
 comment on column chainlog.events.stream is 'The chain this event belongs to (a tenant, an organization, a workflow).';
 comment on column chainlog.events.seq is 'Position in the stream, 1..n without gaps. Assigned by chainlog.';
-comment on column chainlog.events.recorded_at is 'Database clock when the event was chained (clock_timestamp()). Assigned by chainlog.';
+comment on column chainlog.events.recorded_at is 'Database clock when the event was chained (clock_timestamp()), not when its transaction committed. Assigned by chainlog.';
 comment on column chainlog.events.occurred_at is 'When the client says the event happened. Optional and not trusted.';
 comment on column chainlog.events.actor is 'Who did it. Defaults to the setting chainlog.actor, then session_user.';
 comment on column chainlog.events.actor_type is 'user, api_key, service or system. Defaults to chainlog.actor_type, then user (service when actor fell back to session_user).';

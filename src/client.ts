@@ -9,17 +9,13 @@
 //     exactly what was hashed. A JS Date would drop the microseconds.
 // Every value is converted in SQL (::text, encode(), to_char()), so results do not depend on the type
 // parsers configured on a pool the caller hands us.
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { ChainlogError, invalidArgument, toChainlogError } from './errors.js';
-import { exportEvents, type ExportOptions, type ExportResult } from './export.js';
-import {
-  verifyOffline as verifyOfflineImpl,
-  type OfflineVerifyResult,
-  type VerifyOfflineOptions,
-} from './offline-verify.js';
+import { exportEvents, type ExportProgress } from './export.js';
+import { verifyOffline as verifyOfflineImpl, type VerifyProgress } from './offline-verify.js';
 
 /** A pool, or a client (a pool client too) whose session, and open transaction, calls should use. */
 export type Db = pg.Pool | pg.ClientBase;
@@ -154,6 +150,41 @@ export interface VerifyReport {
   detail: string | null;
 }
 
+export interface VerifyOfflineArgs {
+  stream: string;
+  /** Verify only events 1..upToSeq. */
+  upToSeq?: string | number | bigint;
+  /** Called as rows arrive. */
+  onProgress?: (progress: VerifyProgress) => void;
+}
+
+export interface ExportArgs {
+  stream: string;
+  /** First seq to export (inclusive). Default 1. */
+  fromSeq?: string | number | bigint;
+  /** Last seq to export (inclusive). Default and cap: the stream's recorded head when the export starts. */
+  toSeq?: string | number | bigint;
+  /** Only events recorded at or after this time. */
+  from?: Date | string;
+  /** Only events recorded before this time. */
+  to?: Date | string;
+  /** csv or ndjson; both hold every column needed to verify the file offline (docs/FORMAT.md). */
+  format: 'csv' | 'ndjson';
+  /** A file path (created or truncated) or a stream, which is ended when the export finishes. */
+  output: string | Writable;
+  onProgress?: (progress: ExportProgress) => void;
+}
+
+export interface ExportSummary {
+  /** Events written. */
+  rows: number;
+  bytes: number;
+  /** The stream's recorded head when the export started; no later event is exported. */
+  headSeq: string;
+  /** Hex hash of that head: give both to `chainlog verify --file` (or verifyOfflineFile's expectedHead). */
+  headHash: string;
+}
+
 export interface StreamInfo {
   stream: string;
   headSeq: string;
@@ -172,8 +203,10 @@ export interface Chainlog {
   get(id: string | number | bigint, options?: CallOptions): Promise<ChainlogEvent | null>;
   verify(args: { stream: string; upToSeq?: string | number | bigint }, options?: CallOptions): Promise<VerifyReport>;
   verifyAll(options?: CallOptions): Promise<VerifyReport[]>;
-  verifyOffline(args: Omit<VerifyOfflineOptions, 'db'>, options?: CallOptions): Promise<OfflineVerifyResult>;
-  export(args: Omit<ExportOptions, 'db'>, options?: CallOptions): Promise<ExportResult>;
+  /** Like verify(), but reads the events out and recomputes every hash in Node.js, trusting no chainlog SQL. */
+  verifyOffline(args: VerifyOfflineArgs, options?: CallOptions): Promise<VerifyReport>;
+  /** Writes a stream's events, hashes included, to a CSV or NDJSON file or stream. */
+  export(args: ExportArgs, options?: CallOptions): Promise<ExportSummary>;
   streams(options?: CallOptions): Promise<StreamInfo[]>;
   /** Ends the pool chainlog opened itself; leaves a pool or client you passed in open. */
   close(): Promise<void>;
@@ -232,10 +265,11 @@ async function inTransaction<T>(db: Db, fn: (client: pg.ClientBase, joined: bool
       throw toChainlogError({ code: '25P02', message: 'current transaction is aborted' });
     }
     if (status === 'T') return fn(client, true);
-    await client.query('begin');
+    await run(client, 'begin');
     try {
       const result = await fn(client, false);
-      await client.query('commit');
+      // Deferred checks run here (chainlog settles stream heads at commit), so COMMIT can fail too.
+      await run(client, 'commit');
       return result;
     } catch (e) {
       await client.query('rollback').catch(() => brokenSessions.add(client));
@@ -269,8 +303,13 @@ function timestampParam(value: Date | string | undefined, name: string): string 
   return value;
 }
 
-function jsonParam(value: unknown): string | null {
-  return value === undefined || value === null ? null : JSON.stringify(value);
+function jsonParam(value: unknown, name: string): string | null {
+  if (value === undefined || value === null) return null;
+  try {
+    return JSON.stringify(value);
+  } catch (e) {
+    throw invalidArgument(`${name} cannot be stored as JSON: ${(e as Error).message}.`);
+  }
 }
 
 function bigintParam(value: string | number | bigint | undefined | null, name: string): string | null {
@@ -278,6 +317,15 @@ function bigintParam(value: string | number | bigint | undefined | null, name: s
   const text = String(value);
   if (!/^-?\d+$/.test(text)) throw invalidArgument(`${name} must be an integer, not ${JSON.stringify(value)}.`);
   return text;
+}
+
+/** A seq for the modules that take numbers (offline verify, export): exact up to 2^53. */
+function seqNumber(value: string | number | bigint | undefined, name: string): number | undefined {
+  const text = bigintParam(value, name);
+  if (text === null) return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw invalidArgument(`${name} is out of range: ${text}.`);
+  return n;
 }
 
 // The one place database rows become ChainlogEvent: SQL converts, mapEvent renames.
@@ -368,9 +416,9 @@ function appendValues(e: NewEvent): unknown[] {
     e.result ?? null,
     e.resourceType ?? null,
     e.resourceId ?? null,
-    jsonParam(e.payload),
-    jsonParam(e.before),
-    jsonParam(e.after),
+    jsonParam(e.payload, 'payload'),
+    jsonParam(e.before, 'before'),
+    jsonParam(e.after, 'after'),
     timestampParam(e.occurredAt, 'occurredAt'),
     e.sourceIp ?? null,
     e.requestId ?? null,
@@ -406,9 +454,9 @@ function copyLine(e: NewEvent): string {
     copyField(e.result ?? 'success') + '\t' +
     copyField(e.resourceType) + '\t' +
     copyField(e.resourceId) + '\t' +
-    copyField(jsonParam(e.payload)) + '\t' +
-    copyField(jsonParam(e.before)) + '\t' +
-    copyField(jsonParam(e.after)) + '\t' +
+    copyField(jsonParam(e.payload, 'payload')) + '\t' +
+    copyField(jsonParam(e.before, 'before')) + '\t' +
+    copyField(jsonParam(e.after, 'after')) + '\t' +
     copyField(timestampParam(e.occurredAt, 'occurredAt')) + '\t' +
     copyField(e.sourceIp) + '\t' +
     copyField(e.requestId) + '\n'
@@ -421,7 +469,12 @@ const CHUNK_CHARS = 256 * 1024;
 function* copyChunks(events: readonly NewEvent[], order: Uint32Array): Generator<string> {
   let chunk = '';
   for (const i of order) {
-    chunk += copyLine(events[i]!);
+    try {
+      chunk += copyLine(events[i]!);
+    } catch (e) {
+      // Bad values are found while streaming; say which event, in the caller's numbering.
+      throw invalidArgument(`appendMany(): events[${i}]: ${(e as Error).message}`);
+    }
     if (chunk.length >= CHUNK_CHARS) {
       yield chunk;
       chunk = '';
@@ -612,10 +665,10 @@ class ChainlogHandle implements Chainlog {
       const names = given.map(([, setting]) => setting);
       // Inside the caller's transaction, put back what was set before, so the context ends with fn.
       const previous = joined
-        ? (await run<{ v: string[] }>(client, `select array(select pg_catalog.coalesce(pg_catalog.current_setting(n, true), '') from pg_catalog.unnest($1::text[]) n) as v`, [names])).rows[0]!.v
+        ? (await run<{ v: string[] }>(client, `select array(select coalesce(pg_catalog.current_setting(n, true), '') from pg_catalog.unnest($1::text[]) n) as v`, [names])).rows[0]!.v
         : [];
       if (names.length) {
-        await run(client, `select pg_catalog.set_config(n, v, true) from pg_catalog.unnest($1::text[], $2::text[]) s(n, v)`, [
+        await run(client, `select pg_catalog.set_config(n, v, true) from rows from (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) s(n, v)`, [
           names,
           given.map(([key]) => String(context[key])),
         ]);
@@ -624,7 +677,7 @@ class ChainlogHandle implements Chainlog {
         return await fn(new ChainlogHandle(client, async () => {}));
       } finally {
         if (joined && names.length && client.getTransactionStatus?.() !== 'E') {
-          await run(client, `select pg_catalog.set_config(n, v, true) from pg_catalog.unnest($1::text[], $2::text[]) s(n, v)`, [names, previous]);
+          await run(client, `select pg_catalog.set_config(n, v, true) from rows from (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) s(n, v)`, [names, previous]);
         }
       }
     });
@@ -661,17 +714,41 @@ class ChainlogHandle implements Chainlog {
     return rows.map((r) => mapVerify(r.stream!, r));
   }
 
-  async verifyOffline(args: Omit<VerifyOfflineOptions, 'db'>, options: CallOptions = {}): Promise<OfflineVerifyResult> {
+  async verifyOffline(args: VerifyOfflineArgs, options: CallOptions = {}): Promise<VerifyReport> {
     try {
-      return await verifyOfflineImpl({ ...args, db: options.db ?? this.db } as VerifyOfflineOptions);
+      const report = await verifyOfflineImpl({
+        db: options.db ?? this.db,
+        stream: args.stream,
+        upToSeq: seqNumber(args.upToSeq, 'upToSeq'),
+        onProgress: args.onProgress,
+      });
+      return { ...report, firstBadSeq: report.firstBadSeq === null ? null : String(report.firstBadSeq) };
     } catch (e) {
       throw toChainlogError(e);
     }
   }
 
-  async export(args: Omit<ExportOptions, 'db'>, options: CallOptions = {}): Promise<ExportResult> {
+  async export(args: ExportArgs, options: CallOptions = {}): Promise<ExportSummary> {
+    const date = (value: Date | string | undefined, name: string) => {
+      const text = timestampParam(value, name);
+      if (text === null) return undefined;
+      const d = new Date(text);
+      if (Number.isNaN(d.getTime())) throw invalidArgument(`export(): ${name} is not a date: ${JSON.stringify(value)}.`);
+      return d;
+    };
     try {
-      return await exportEvents({ ...args, db: options.db ?? this.db } as ExportOptions);
+      const result = await exportEvents({
+        db: options.db ?? this.db,
+        stream: args.stream,
+        fromSeq: seqNumber(args.fromSeq, 'fromSeq'),
+        toSeq: seqNumber(args.toSeq, 'toSeq'),
+        from: date(args.from, 'from'),
+        to: date(args.to, 'to'),
+        format: args.format,
+        output: args.output,
+        onProgress: args.onProgress,
+      });
+      return { rows: Number(result.rows), bytes: result.bytes, headSeq: String(result.headSeq), headHash: result.headHash };
     } catch (e) {
       throw toChainlogError(e);
     }

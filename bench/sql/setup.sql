@@ -77,7 +77,7 @@ as $$
          '203.0.113.0'::inet + (x.h % 250),
          'req-' || lpad(to_hex(x.h), 8, '0') || '-' || g,
          jsonb_build_object(
-           'amount', x.h % 100000, 'currency', 'EUR', 'reason', 'scheduled monthly billing run',
+           'amount', x.h % 100000, 'currency', 'EUR', 'reason', 'monthly billing run',
            'client', jsonb_build_object('app', 'web', 'version', '4.18.2'), 'tags', jsonb_build_array('billing', 'q3')),
          case when k.action = 'UPDATE' then jsonb_build_object('status', 'open', 'amount', x.h % 100000) end,
          case when k.action = 'UPDATE' then jsonb_build_object('status', 'paid', 'amount', x.h % 100000) end

@@ -1,0 +1,118 @@
+// Workload 8: verifying a stream outside the database, in Node (src/offline-verify.ts), and what
+// bounds it on this machine: raw SHA-256 throughput of node:crypto and @noble/hashes on event-sized
+// inputs, and reading the same rows out of PostgreSQL without looking at them.
+import { createHash, hash, randomBytes } from 'node:crypto';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { SkipWorkload, type BenchContext, type Workload } from '../lib/context.js';
+import { copyOut } from '../lib/copyout.js';
+import { figure, series, type Figure } from '../lib/report.js';
+import { alternate, timed, type Variant } from '../lib/timing.js';
+
+const STREAM = 'verify';
+const INPUT_BYTES = 350;
+
+/** Raw SHA-256 variants: hashes/s over `count` distinct-looking 350-byte inputs. */
+function hashVariants(count: number): Variant[] {
+  const inputs = Array.from({ length: 1024 }, () => randomBytes(INPUT_BYTES));
+  const loop = (name: string, fn: (b: Buffer) => unknown): Variant => ({
+    name,
+    run: async ({ warmup }) => {
+      const n = warmup ? Math.ceil(count / 10) : count;
+      const { seconds } = await timed(async () => {
+        let sink = 0;
+        for (let i = 0; i < n; i++) sink ^= (fn(inputs[i & 1023]!) as Uint8Array)[0]!;
+        return sink; // used, so the calls cannot be optimized away
+      });
+      return n / seconds;
+    },
+  });
+  return [
+    loop('node:crypto hash()', (b) => hash('sha256', b, 'buffer')),
+    loop('node:crypto createHash()', (b) => createHash('sha256').update(b).digest()),
+    loop('@noble/hashes sha256()', (b) => nobleSha256(b)),
+  ];
+}
+
+async function loadVerifyOffline() {
+  try {
+    return (await import('../../src/offline-verify.js')).verifyOffline;
+  } catch (e) {
+    throw new SkipWorkload(`src/offline-verify.js cannot be loaded yet (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
+export const offlineWorkloads: Workload[] = [
+  {
+    id: '8',
+    title: 'offline verify in Node, and the SHA-256 throughput that bounds it',
+    run: async (ctx: BenchContext): Promise<Figure[]> => {
+      let verifyOffline: Awaited<ReturnType<typeof loadVerifyOffline>> | undefined;
+      let skipped: string | undefined;
+      try {
+        verifyOffline = await loadVerifyOffline();
+      } catch (e) {
+        if (!(e instanceof SkipWorkload)) throw e;
+        skipped = e.message;
+        ctx.log(`  8: offline verify skipped: ${e.message}`);
+      }
+      const client = await ctx.connect(await ctx.dataset('chain'));
+      const n = ctx.sizes.events;
+      const variants: Variant[] = [...hashVariants(ctx.sizes.hashInputs)];
+      variants.push({
+        name: 'read',
+        run: async () => {
+          const { seconds, value } = await timed(() =>
+            // What verifyOffline() reads: every column (table order), text format, in chain order.
+            copyOut(client, `copy (select * from chainlog.events where stream = '${STREAM}' order by seq, id) to stdout`),
+          );
+          if (value.rows !== n) throw new Error(`read ${value.rows} rows, expected ${n}`);
+          return n / seconds;
+        },
+      });
+      if (verifyOffline) {
+        const run = verifyOffline;
+        variants.unshift({
+          name: 'offline',
+          run: async () => {
+            const { seconds, value } = await timed(() => run({ db: client, stream: STREAM }));
+            if (!value.ok || value.checked !== n) throw new Error(`verifyOffline() did not report ${n} intact events: ${JSON.stringify(value)}`);
+            return n / seconds;
+          },
+        });
+      }
+      const samples = await alternate(variants, {
+        reps: ctx.reps.heavy,
+        onSample: (v, rep, x) => ctx.log(`  8 ${v} #${rep + 1}: ${Math.round(x)}/s`),
+      });
+      const hashes = hashVariants(0).map((v) => ({
+        series: series(`${v.name}, ${INPUT_BYTES}-byte inputs`, 'hashes/s', samples[v.name]!),
+        ratio: false,
+      }));
+      const read = { series: series('read the same rows: COPY TO STDOUT into Node, unparsed (floor)', 'events/s', samples.read!) };
+      const size = n.toLocaleString('en');
+      if (!verifyOffline) {
+        return [
+          figure({
+            id: '8',
+            title: 'raw SHA-256 throughput and read floor (verifyOffline() not measured)',
+            subject: hashes[0]!.series,
+            baselines: [...hashes.slice(1), { series: read.series, ratio: false }],
+            notes: [`verifyOffline() not measured: ${skipped}`],
+            judged: false,
+          }),
+        ];
+      }
+      return [
+        figure({
+          id: '8',
+          title: `verifyOffline() of ${size} events in one stream (node:crypto)`,
+          subject: series('chainlog verifyOffline()', 'events/s', samples.offline!),
+          target: { kind: 'at-least', value: 500_000, text: '≥ 0.5M events/s' },
+          baselines: [read, ...hashes],
+          notes: ['Each event takes two SHA-256 computations (its data digest and its canonical bytes), so hashing alone caps verification at half the hash rate.'],
+          judged: !ctx.quick,
+        }),
+      ];
+    },
+  },
+];

@@ -1,0 +1,139 @@
+// Workload 10: search() latency for each documented filter (SearchQuery in src/client.ts, indexes in
+// sql/00007_search.sql) on a table of N events over 100 streams. The baseline runs the very SQL
+// search() builds (buildSearchQuery) on bench.plain, which holds the same rows with the same indexes.
+import { loadStreamName, LOAD_STREAMS, SkipWorkload, type BenchContext, type Workload } from '../lib/context.js';
+import { figure, series, type Figure } from '../lib/report.js';
+import { timed } from '../lib/timing.js';
+
+type ClientModule = typeof import('../../src/client.js');
+type SearchQuery = NonNullable<Parameters<ClientModule['buildSearchQuery']>[0]>;
+
+const EVENT_TYPES = ['INVOICE_CREATED', 'INVOICE_PAID', 'USER_LOGIN', 'DOCUMENT_DELETED', 'ROLE_GRANTED', 'EXPORT_REQUESTED'];
+const ACTIONS = ['CREATE', 'UPDATE', 'LOGIN', 'READ', 'DELETE', 'EXECUTE'];
+const RESOURCE_TYPES = ['invoice', 'session', 'document', 'role', 'api_key', 'workflow'];
+
+interface Sample {
+  actor: string;
+  resourceType: string;
+  resourceId: string;
+  recordedAt: string;
+}
+
+/** Deterministic choices, so every run asks the same questions. */
+function picker(seed: number) {
+  let x = seed >>> 0 || 1;
+  return <T>(items: readonly T[]): T => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return items[(x >>> 0) % items.length]!;
+  };
+}
+
+export const searchWorkloads: Workload[] = [
+  {
+    id: '10',
+    title: 'search() latency per filter',
+    run: async (ctx: BenchContext): Promise<Figure[]> => {
+      let client_: ClientModule;
+      try {
+        client_ = await import('../../src/client.js');
+      } catch (e) {
+        throw new SkipWorkload(`src/client.js cannot be loaded yet (${(e as Error).message.split('\n')[0]})`);
+      }
+      const { createChainlog, buildSearchQuery } = client_;
+      const client = await ctx.connect(await ctx.dataset('table'));
+      const chainlog = createChainlog({ client });
+      const q = ctx.sizes.searchQueries;
+      const pick = picker(42);
+
+      // Real values to look for: rows drawn evenly from the table.
+      const { rows: drawn } = await client.query<Sample>(
+        `select e.actor as "actor", e.resource_type as "resourceType", e.resource_id as "resourceId",
+                to_char(e.recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "recordedAt"
+           from chainlog.events e
+          where e.id in (select (1 + (g * 7919) % m.max_id) from (select max(id) as max_id from chainlog.events) m,
+                                generate_series(1, $1) g)`,
+        [q * 2],
+      );
+      const { rows: span } = await client.query<{ seconds: number }>(
+        `select extract(epoch from max(recorded_at) - min(recorded_at))::float8 as seconds from chainlog.events`,
+      );
+      // A window holding about 1% of the events: what "show me that afternoon" looks like.
+      const windowMs = Math.max(1, (span[0]!.seconds * 1000) / 100);
+      const row = () => pick(drawn);
+      const streams = Array.from({ length: LOAD_STREAMS }, (_, i) => loadStreamName(i));
+
+      const filters: Array<{ label: string; make: () => SearchQuery | Promise<SearchQuery> }> = [
+        { label: 'none (the newest events)', make: () => ({}) },
+        { label: 'stream', make: () => ({ stream: pick(streams) }) },
+        { label: 'eventType', make: () => ({ eventType: pick(EVENT_TYPES) }) },
+        { label: 'action', make: () => ({ action: pick(ACTIONS) }) },
+        { label: "result: 'failure'", make: () => ({ result: 'failure' }) },
+        { label: 'resourceType', make: () => ({ resourceType: pick(RESOURCE_TYPES) }) },
+        { label: 'resourceType + resourceId', make: () => { const r = row(); return { resourceType: r.resourceType, resourceId: r.resourceId }; } },
+        { label: 'actor', make: () => ({ actor: row().actor }) },
+        {
+          label: 'from/to (a window holding ~1% of the events)',
+          make: () => {
+            const from = new Date(row().recordedAt);
+            return { from: from.toISOString(), to: new Date(from.getTime() + windowMs).toISOString() };
+          },
+        },
+        { label: 'actor + eventType', make: () => ({ actor: row().actor, eventType: pick(EVENT_TYPES) }) },
+        {
+          label: 'stream, the second page (cursor)',
+          make: async () => {
+            const first = await chainlog.search({ stream: pick(streams) });
+            return { stream: first.events[0]?.stream, cursor: first.nextCursor ?? undefined };
+          },
+        },
+      ];
+
+      const figures: Figure[] = [];
+      for (const f of filters) {
+        const queries: SearchQuery[] = [];
+        for (let i = 0; i < q + 3; i++) queries.push(await f.make());
+        const plainSql = (query: SearchQuery) => {
+          const { text, values } = buildSearchQuery(query);
+          return { text: text.replace(/from chainlog\.events e\b/, 'from bench.plain e'), values };
+        };
+        const times = { chainlog: [] as number[], plain: [] as number[] };
+        const runChainlog = async (query: SearchQuery) => (await timed(() => chainlog.search(query))).seconds * 1000;
+        const runPlain = async (query: SearchQuery) => {
+          const { text, values } = plainSql(query);
+          return (await timed(() => client.query(text, values))).seconds * 1000;
+        };
+        for (let i = 0; i < queries.length; i++) {
+          const query = queries[i]!;
+          // Alternate which side goes first; the first 3 queries only warm up plans and caches.
+          let c: number;
+          let p: number;
+          if (i % 2 === 0) {
+            c = await runChainlog(query);
+            p = await runPlain(query);
+          } else {
+            p = await runPlain(query);
+            c = await runChainlog(query);
+          }
+          if (i < 3) continue;
+          times.chainlog.push(c);
+          times.plain.push(p);
+        }
+        const subject = series('chainlog search()', 'ms', times.chainlog, 'latency');
+        ctx.log(`  10 ${f.label}: p50 ${subject.summary.median.toFixed(2)} ms, p95 ${subject.summary.p95.toFixed(2)} ms`);
+        figures.push(
+          figure({
+            id: '10',
+            title: `search(), filter: ${f.label}; a page of 50, newest first; the table holds ${ctx.sizes.tableEvents.toLocaleString('en')} events`,
+            subject,
+            target: { kind: 'p95-below', value: 10, text: 'p95 < 10 ms' },
+            baselines: [{ series: series('same SQL on the plain table (baseline)', 'ms', times.plain, 'latency') }],
+            judged: !ctx.quick,
+          }),
+        );
+      }
+      return figures;
+    },
+  },
+];

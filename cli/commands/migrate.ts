@@ -1,0 +1,28 @@
+// chainlog migrate: install chainlog into the database, or upgrade it. Runs migrate() from src/migrate.ts.
+import type { Argv, CommandModule } from 'yargs';
+import { migrate } from '../../src/migrate.js';
+import { EXIT, handler, type GlobalArgs } from '../command.js';
+import { openDatabase } from '../connection.js';
+import { writeJson, writeLine, type Output } from '../output.js';
+
+export type MigrateArgs = GlobalArgs;
+
+export async function runMigrate(args: MigrateArgs, out: Output): Promise<number> {
+  const db = await openDatabase(args, out, { migrate: false });
+  try {
+    const { applied } = await migrate({ connectionString: db.url });
+    if (out.json) writeJson(out, { applied });
+    else if (applied.length === 0) writeLine(out.stdout, 'chainlog is up to date: no migration to apply.');
+    else writeLine(out.stdout, `Applied ${applied.length} migration(s):\n${applied.map((m) => `  ${m}`).join('\n')}`);
+    return EXIT.OK;
+  } finally {
+    await db.close();
+  }
+}
+
+export const migrateCommand: CommandModule<GlobalArgs, MigrateArgs> = {
+  command: 'migrate',
+  describe: 'Install chainlog into the database, or upgrade it (idempotent)',
+  builder: (y: Argv<GlobalArgs>) => y,
+  handler: handler(runMigrate),
+};

@@ -1,0 +1,132 @@
+// chainlog verify: check the hash chains. In the database (chainlog.verify / verify_all) by default;
+// with --offline the events are read out and every hash recomputed here, in Node.js, so the check
+// does not trust the database's own functions; with --file an exported file is checked, no database.
+// Exit code 0: every chain checked is intact; 1: at least one is broken; 2: could not verify.
+import type { Argv, CommandModule } from 'yargs';
+import type { VerifyReport } from '../../src/client.js';
+import { invalidArgument, toChainlogError } from '../../src/errors.js';
+import { verifyOfflineFile } from '../../src/offline-verify.js';
+import { EXIT, handler, type GlobalArgs } from '../command.js';
+import { openDatabase } from '../connection.js';
+import { bold, formatTable, green, progress, red, writeJson, writeLine, type Output } from '../output.js';
+
+export interface VerifyArgs extends GlobalArgs {
+  stream?: string[];
+  upToSeq?: string;
+  offline: boolean;
+  file?: string;
+  format?: 'csv' | 'ndjson';
+  expectedHead?: string;
+}
+
+function normalize(r: { stream: string; ok: boolean; checked: number; firstBadSeq: number | string | null; problem: string | null; detail: string | null }): VerifyReport {
+  return { ...r, firstBadSeq: r.firstBadSeq === null ? null : String(r.firstBadSeq) };
+}
+
+// Streams with a recorded head, and any with events but no head (written around chainlog: verify
+// reports them as 'inserted'), as chainlog.verify_all() lists them.
+const ALL_STREAMS = `select h.stream from chainlog.streams h union select distinct e.stream from chainlog.events e order by 1`;
+
+/** --expected-head SEQ:HASH, as `chainlog export` prints it. */
+export function parseExpectedHead(text: string): { seq: number; hash: string } {
+  const m = /^(\d+):([0-9a-fA-F]{64})$/.exec(text.trim());
+  if (!m || !Number.isSafeInteger(Number(m[1]))) {
+    throw invalidArgument(`--expected-head must be SEQ:HASH (64 hex digits), not "${text}".`, '`chainlog export` prints the head of what it exported in this form.');
+  }
+  return { seq: Number(m[1]), hash: m[2]!.toLowerCase() };
+}
+
+export async function collectReports(args: VerifyArgs, out: Output): Promise<VerifyReport[]> {
+  if (args.upToSeq !== undefined && !args.file && (args.stream?.length ?? 0) !== 1) {
+    throw invalidArgument('--up-to-seq needs exactly one --stream.');
+  }
+  if (args.file) {
+    const timer = progress(out, `verifying ${args.file}`);
+    let rows = 0;
+    const upToSeq = args.upToSeq === undefined ? undefined : Number(args.upToSeq);
+    const result = await verifyOfflineFile({
+      path: args.file,
+      format: args.format,
+      stream: args.stream?.[0],
+      expectedHead: args.expectedHead ? parseExpectedHead(args.expectedHead) : undefined,
+      upToSeq,
+      onProgress: (p) => timer.update((rows = p.rows)),
+    }).catch((e: unknown) => {
+      throw toChainlogError(e);
+    });
+    const report = normalize(result);
+    if (!out.json) writeLine(out.stderr, `Read ${timer.done(rows)}${args.expectedHead ? '' : ' (no --expected-head: a file cut short at its end would still pass)'}.`);
+    return [report];
+  }
+
+  const db = await openDatabase(args, out);
+  try {
+    const upToSeq = args.upToSeq;
+    if (!args.offline) {
+      if (args.stream?.length) {
+        const reports: VerifyReport[] = [];
+        for (const stream of args.stream) reports.push(await db.chainlog.verify({ stream, upToSeq }));
+        return reports;
+      }
+      return await db.chainlog.verifyAll();
+    }
+    const streams = args.stream?.length
+      ? args.stream
+      : (await db.chainlog.db.query<{ stream: string }>(ALL_STREAMS).catch((e: unknown) => Promise.reject(toChainlogError(e)))).rows.map((r) => r.stream);
+    const reports: VerifyReport[] = [];
+    for (const stream of streams) {
+      const timer = progress(out, `verifying ${stream} offline`);
+      let rows = 0;
+      const report = await db.chainlog.verifyOffline({ stream, upToSeq, onProgress: (p) => timer.update((rows = p.rows)) });
+      const summary = timer.done(rows);
+      if (out.stderr.isTTY && !out.json) writeLine(out.stderr, `${stream}: read ${summary}`);
+      reports.push(report);
+    }
+    return reports;
+  } finally {
+    await db.close();
+  }
+}
+
+/** The verify report as people read it: one row per stream, then a summary line. */
+export function formatReports(out: Output, reports: readonly VerifyReport[]): string {
+  if (reports.length === 0) return 'No streams to verify: the log is empty.';
+  const table = formatTable(reports, [
+    { header: 'STREAM', value: (r) => r.stream },
+    { header: 'STATUS', value: (r) => (r.ok ? green(out.stdout, 'intact') : red(out.stdout, 'TAMPERED')) },
+    { header: 'CHECKED', value: (r) => r.checked, right: true },
+    { header: 'FIRST BAD SEQ', value: (r) => r.firstBadSeq ?? '', right: true },
+    { header: 'PROBLEM', value: (r) => r.problem ?? '' },
+    { header: 'DETAIL', value: (r) => r.detail ?? '', flex: true },
+  ], out.stdout.isTTY ? out.stdout.columns : undefined);
+  const broken = reports.filter((r) => !r.ok).length;
+  const events = reports.reduce((n, r) => n + r.checked, 0);
+  const line = broken
+    ? red(out.stdout, `${broken} of ${reports.length} stream(s) TAMPERED.`)
+    : green(out.stdout, `All ${reports.length} stream(s) intact (${events} events checked).`);
+  return `${table}\n\n${bold(out.stdout, line)}`;
+}
+
+export async function runVerify(args: VerifyArgs, out: Output): Promise<number> {
+  const reports = await collectReports(args, out);
+  if (out.json) writeJson(out, { ok: reports.every((r) => r.ok), streams: reports });
+  else writeLine(out.stdout, formatReports(out, reports));
+  return reports.every((r) => r.ok) ? EXIT.OK : EXIT.TAMPERED;
+}
+
+export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
+  command: 'verify',
+  describe: 'Verify the hash chains. Exit code 0: intact, 1: tampered, 2: could not verify',
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .option('stream', { alias: 's', type: 'string', array: true, describe: 'Stream(s) to verify (default: every stream)' })
+      .option('up-to-seq', { type: 'string', describe: 'Verify only events 1..N of the one --stream' })
+      .option('offline', { type: 'boolean', default: false, describe: 'Recompute every hash in Node.js instead of in the database' })
+      .option('file', { alias: 'f', type: 'string', describe: 'Verify an exported file (csv or ndjson) instead of the database' })
+      .option('format', { type: 'string', choices: ['csv', 'ndjson'] as const, describe: "The file's format (default: from its extension)" })
+      .option('expected-head', { type: 'string', describe: 'With --file: SEQ:HASH the chain must end at (printed by export); detects a file cut short' })
+      .example('$0 verify', 'Every stream, in the database')
+      .example('$0 verify -s acme --offline', 'Recompute acme\'s chain in Node.js')
+      .example('$0 verify -f acme.ndjson --expected-head 1042:9f2c…', 'Check an export') as unknown as Argv<VerifyArgs>,
+  handler: handler(runVerify),
+};

@@ -1,0 +1,131 @@
+// How the CLI talks: readable tables for people, JSON for machines (--json), progress on stderr.
+import type { Writable } from 'node:stream';
+
+export interface Output {
+  /** Results: tables, records, JSON. */
+  stdout: Writable & { isTTY?: boolean; columns?: number };
+  /** Messages about the run: progress, notes, errors. */
+  stderr: Writable & { isTTY?: boolean; columns?: number };
+  json: boolean;
+}
+
+export const processOutput = (json: boolean): Output => ({ stdout: process.stdout, stderr: process.stderr, json });
+
+function useColor(stream: { isTTY?: boolean }): boolean {
+  return Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+}
+
+const paint = (code: number) => (stream: { isTTY?: boolean }, text: string) =>
+  useColor(stream) ? `\u001b[${code}m${text}\u001b[0m` : text;
+export const bold = paint(1);
+export const dim = paint(2);
+export const red = paint(31);
+export const green = paint(32);
+export const yellow = paint(33);
+
+export function writeLine(stream: Writable, text = ''): void {
+  stream.write(`${text}\n`);
+}
+
+/** JSON for machines: bigint as decimal strings, two-space indented, one trailing newline. */
+export function writeJson(out: Output, value: unknown): void {
+  writeLine(out.stdout, JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+}
+
+export interface Column<T> {
+  header: string;
+  value: (row: T) => string | number | bigint | null | undefined;
+  /** Right-align (numbers). */
+  right?: boolean;
+  /** Shrinks to fit the terminal (the widest free-text column). */
+  flex?: boolean;
+}
+
+// Strip ANSI colour codes when measuring width.
+// eslint-disable-next-line no-control-regex
+const visibleLength = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, '').length;
+
+/** A plain aligned table. Columns marked flex are cut with an ellipsis to fit a terminal's width. */
+export function formatTable<T>(rows: readonly T[], columns: readonly Column<T>[], maxWidth?: number): string {
+  const cells = rows.map((row) => columns.map((c) => {
+    const v = c.value(row);
+    return v === null || v === undefined ? '' : String(v).replace(/\s+/g, ' ');
+  }));
+  const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((r) => visibleLength(r[i]!))));
+  const gap = 2;
+  if (maxWidth) {
+    const total = widths.reduce((a, b) => a + b, 0) + gap * (columns.length - 1);
+    const flex = columns.findIndex((c) => c.flex);
+    if (total > maxWidth && flex >= 0) {
+      widths[flex] = Math.max(columns[flex]!.header.length, 12, widths[flex]! - (total - maxWidth));
+    }
+  }
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => {
+        const w = widths[i]!;
+        const text = visibleLength(v) > w ? `${v.slice(0, Math.max(0, w - 1))}…` : v;
+        const pad = ' '.repeat(Math.max(0, w - visibleLength(text)));
+        return columns[i]!.right ? pad + text : text + pad;
+      })
+      .join(' '.repeat(gap))
+      .trimEnd();
+  return [line(columns.map((c) => c.header)), ...cells.map(line)].join('\n');
+}
+
+export function writeTable<T>(out: Output, rows: readonly T[], columns: readonly Column<T>[]): void {
+  writeLine(out.stdout, formatTable(rows, columns, out.stdout.isTTY ? out.stdout.columns : undefined));
+}
+
+/** "name: value" lines, names aligned. */
+export function formatRecord(entries: ReadonlyArray<[string, unknown]>): string {
+  const width = Math.max(...entries.map(([k]) => k.length));
+  return entries
+    .map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v === null || v === undefined ? '-' : typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join('\n');
+}
+
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1024;
+    u++;
+  } while (v >= 1024 && u < units.length - 1);
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}
+
+/**
+ * A one-line progress display on stderr, redrawn at most 10 times a second; silent unless stderr is
+ * a terminal, so logs and pipes stay clean. done() prints the final count and rate either way.
+ */
+export function progress(out: Output, label: string, total?: number) {
+  const started = performance.now();
+  const live = Boolean(out.stderr.isTTY) && !out.json;
+  let lastDraw = 0;
+  let drawn = false;
+  const rate = (n: number) => n / Math.max((performance.now() - started) / 1000, 1e-3);
+  return {
+    update(done: number) {
+      if (!live) return;
+      const now = performance.now();
+      if (now - lastDraw < 100) return;
+      lastDraw = now;
+      drawn = true;
+      const of = total ? ` / ${formatCount(total)} (${Math.floor((100 * done) / total)}%)` : '';
+      out.stderr.write(`\r\u001b[2K${label}: ${formatCount(done)}${of}  ${formatCount(Math.round(rate(done)))}/s`);
+    },
+    /** Clears the live line; returns "N events in T s (R events/s)". */
+    done(count: number, unit = 'events'): string {
+      if (drawn) out.stderr.write('\r\u001b[2K');
+      const seconds = (performance.now() - started) / 1000;
+      return `${formatCount(count)} ${unit} in ${seconds.toFixed(2)} s (${formatCount(Math.round(rate(count)))} ${unit}/s)`;
+    },
+  };
+}

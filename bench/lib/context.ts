@@ -29,7 +29,7 @@ export interface BenchContext {
   server: BenchServer;
   quick: boolean;
   sizes: Sizes;
-  /** Repetitions of cheap workloads (1–4, 10) and of 1M-event ones (5–9). */
+  /** Repetitions of cheap workloads (1–4, 6b) and of 1M-event ones (5–9). */
   reps: { light: number; heavy: number };
   log: (message: string) => void;
   /** A connected client; closed by the run after the workload. */

@@ -62,8 +62,8 @@ export const offlineWorkloads: Workload[] = [
         name: 'read',
         run: async () => {
           const { seconds, value } = await timed(() =>
-            // What verifyOffline() reads: every column (table order), text format, in chain order.
-            copyOut(client, `copy (select * from chainlog.events where stream = '${STREAM}' order by seq, id) to stdout`),
+            // What verifyOffline() reads: every column (table order), in chain order, COPY's binary format.
+            copyOut(client, `copy (select * from chainlog.events where stream = '${STREAM}' order by seq, id) to stdout (format binary)`),
           );
           if (value.rows !== n) throw new Error(`read ${value.rows} rows, expected ${n}`);
           return n / seconds;
@@ -88,7 +88,7 @@ export const offlineWorkloads: Workload[] = [
         series: series(`${v.name}, ${INPUT_BYTES}-byte inputs`, 'hashes/s', samples[v.name]!),
         ratio: false,
       }));
-      const read = { series: series('read the same rows: COPY TO STDOUT into Node, unparsed (floor)', 'events/s', samples.read!) };
+      const read = { series: series('read the same rows: binary COPY TO STDOUT into Node, unparsed (floor)', 'events/s', samples.read!) };
       const size = n.toLocaleString('en');
       if (!verifyOffline) {
         return [

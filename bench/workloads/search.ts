@@ -35,13 +35,13 @@ export const searchWorkloads: Workload[] = [
     id: '10',
     title: 'search() latency per filter',
     run: async (ctx: BenchContext): Promise<Figure[]> => {
-      let client_: ClientModule;
+      let clientModule: ClientModule;
       try {
-        client_ = await import('../../src/client.js');
+        clientModule = await import('../../src/client.js');
       } catch (e) {
         throw new SkipWorkload(`src/client.js cannot be loaded yet (${(e as Error).message.split('\n')[0]})`);
       }
-      const { createChainlog, buildSearchQuery } = client_;
+      const { createChainlog, buildSearchQuery } = clientModule;
       const client = await ctx.connect(await ctx.dataset('table'));
       const chainlog = createChainlog({ client });
       const q = ctx.sizes.searchQueries;
@@ -56,11 +56,16 @@ export const searchWorkloads: Workload[] = [
                                 generate_series(1, $1) g)`,
         [q * 2],
       );
-      const { rows: span } = await client.query<{ seconds: number }>(
-        `select extract(epoch from max(recorded_at) - min(recorded_at))::float8 as seconds from chainlog.events`,
-      );
-      // A window holding about 1% of the events: what "show me that afternoon" looks like.
-      const windowMs = Math.max(1, (span[0]!.seconds * 1000) / 100);
+      // A window holding 1% of the events, wherever it starts: what "show me that afternoon" looks like.
+      const windowEvents = Math.max(1, Math.floor(ctx.sizes.tableEvents / 100));
+      const windowEnd = async (from: string) => {
+        const { rows } = await client.query<{ t: string }>(
+          `select to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t
+             from chainlog.events where recorded_at >= $1 order by recorded_at offset $2 limit 1`,
+          [from, windowEvents],
+        );
+        return rows[0]?.t; // none near the end: the window is open-ended
+      };
       const row = () => pick(drawn);
       const streams = Array.from({ length: LOAD_STREAMS }, (_, i) => loadStreamName(i));
 
@@ -71,13 +76,19 @@ export const searchWorkloads: Workload[] = [
         { label: 'action', make: () => ({ action: pick(ACTIONS) }) },
         { label: "result: 'failure'", make: () => ({ result: 'failure' }) },
         { label: 'resourceType', make: () => ({ resourceType: pick(RESOURCE_TYPES) }) },
-        { label: 'resourceType + resourceId', make: () => { const r = row(); return { resourceType: r.resourceType, resourceId: r.resourceId }; } },
+        {
+          label: 'resourceType + resourceId',
+          make: () => {
+            const r = row();
+            return { resourceType: r.resourceType, resourceId: r.resourceId };
+          },
+        },
         { label: 'actor', make: () => ({ actor: row().actor }) },
         {
-          label: 'from/to (a window holding ~1% of the events)',
-          make: () => {
-            const from = new Date(row().recordedAt);
-            return { from: from.toISOString(), to: new Date(from.getTime() + windowMs).toISOString() };
+          label: 'from/to (a window holding 1% of the events)',
+          make: async () => {
+            const from = row().recordedAt;
+            return { from, to: await windowEnd(from) };
           },
         },
         { label: 'actor + eventType', make: () => ({ actor: row().actor, eventType: pick(EVENT_TYPES) }) },

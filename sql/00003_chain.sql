@@ -35,29 +35,33 @@ comment on function chainlog.last_event(text) is
   'The last stored event of a stream (seq, hash), or NULLs for an empty stream.';
 
 -- Take the stream's lock for this transaction and return its head.
+-- Takes the stream's lock for this transaction, makes it the carried head (the settings
+-- chainlog.head_stream and chainlog.head) and returns chainlog.head: the head hash in hex, then its seq.
 -- Runs once per transaction and stream. Like last_event(), it must find the head row by its primary key
 -- whatever the statistics say (a stream_heads analyzed while nearly empty would otherwise be scanned).
-create function chainlog._claim_head(p_stream text, out head_seq bigint, out head_hash bytea)
+-- Settings are set by assignment, not PERFORM: an assignment is evaluated directly, PERFORM runs a query.
+create function chainlog._claim_head(p_stream text) returns text
 language plpgsql
 security definer
 set search_path = ''
 set enable_seqscan = off
-set enable_bitmapscan = off
 as $$
+declare
+  head_seq bigint;
+  head_hash bytea;
+  carried text;
+  ignored text;
 begin
   -- The settle trigger must fire at commit. If it fires now, inside this function, constraints were
   -- made immediate and the head it recorded would be stale: it checks this flag and refuses.
-  perform pg_catalog.set_config('chainlog.claiming', 'on', true);
+  ignored := pg_catalog.set_config('chainlog.claiming', 'on', true);
   loop
     -- Not pending: the committed head, now locked by us. Waits while another writer holds it.
     update chainlog.stream_heads h
        set pending = true
      where h.stream = p_stream and not h.pending
     returning h.head_seq, h.head_hash into head_seq, head_hash;
-    if found then
-      perform pg_catalog.set_config('chainlog.claiming', 'off', true);
-      return;
-    end if;
+    exit when found;
 
     -- A pending row is visible only to the transaction that claimed it: this one. We hold the lock
     -- already, and our own latest event is the head (the carried head was for another stream).
@@ -66,8 +70,7 @@ begin
     perform from chainlog.stream_heads h where h.stream = p_stream and h.pending;
     if found then
       select e.seq, e.hash into head_seq, head_hash from chainlog.last_event(p_stream) e;
-      perform pg_catalog.set_config('chainlog.claiming', 'off', true);
-      return;
+      exit;
     end if;
 
     -- A new stream.
@@ -77,11 +80,16 @@ begin
     if found then
       head_seq := 0;
       head_hash := chainlog.genesis_hash();
-      perform pg_catalog.set_config('chainlog.claiming', 'off', true);
-      return;
+      exit;
     end if;
     -- Another transaction created the stream and committed meanwhile: claim its row.
   end loop;
+
+  carried := pg_catalog.encode(head_hash, 'hex') operator(pg_catalog.||) head_seq::text;
+  ignored := pg_catalog.set_config('chainlog.claiming', 'off', true)
+             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head_stream', p_stream, true)
+             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head', carried, true);
+  return carried;
 end;
 $$;
 
@@ -91,11 +99,11 @@ language plpgsql
 security definer
 set search_path = ''
 set enable_seqscan = off
-set enable_bitmapscan = off
 as $$
 declare
   final_seq bigint;
   final_hash bytea;
+  ignored text;
 begin
   if pg_catalog.current_setting('chainlog.claiming', true) = 'on' then
     raise exception 'chainlog: cannot chain events while constraints are immediate'
@@ -118,7 +126,7 @@ begin
 
   -- Normally this is the end of the transaction. If SET CONSTRAINTS ALL IMMEDIATE made it fire earlier,
   -- forget the carried head so that a later event claims the stream again (and is then refused above).
-  perform pg_catalog.set_config('chainlog.head_stream', '', true);
+  ignored := pg_catalog.set_config('chainlog.head_stream', '', true);
   return null;
 end;
 $$;
@@ -135,19 +143,19 @@ language plpgsql
 set search_path = ''
 as $$
 begin
-  if new.stream <> old.stream or new.head_seq < old.head_seq then
-    raise exception 'chainlog: the recorded head of stream "%" cannot move back from seq % to %',
+  -- The trigger's WHEN clause calls this only for an update that moves a head back or renames it.
+  raise exception 'chainlog: the recorded head of stream "%" cannot move back from seq % to %',
       old.stream, old.head_seq, new.head_seq
       using errcode = 'LC003',
             hint = 'Stream heads only move forward. This is tampering or a bug; run chainlog.verify().';
-  end if;
-  return new;
 end;
 $$;
 
 create trigger stream_heads_forward_only
   before update on chainlog.stream_heads
-  for each row execute function chainlog._guard_stream_head();
+  for each row
+  when (new.head_seq < old.head_seq or new.stream <> old.stream)
+  execute function chainlog._guard_stream_head();
 
 -- The chain trigger. Runs once per inserted row, so it is written for speed: one IF for all the
 -- rejections, the head carried in settings, and the format functions inlined into two expressions.
@@ -209,13 +217,12 @@ begin
   end if;
 
   if pg_catalog.current_setting('chainlog.head_stream', true) = new.stream then
-    carried := pg_catalog.current_setting('chainlog.head');   -- hash in hex, then seq
-    head_hash := pg_catalog.decode(pg_catalog.left(carried, 64), 'hex');
-    head_seq := pg_catalog.substr(carried, 65)::bigint;
+    carried := pg_catalog.current_setting('chainlog.head');
   else
-    select c.head_seq, c.head_hash into head_seq, head_hash from chainlog._claim_head(new.stream) c;
-    perform pg_catalog.set_config('chainlog.head_stream', new.stream, true);
+    carried := chainlog._claim_head(new.stream);
   end if;
+  head_hash := pg_catalog.decode(pg_catalog.left(carried, 64), 'hex');   -- the hash in hex, then the seq
+  head_seq := pg_catalog.substr(carried, 65)::bigint;
 
   new.seq := head_seq + 1;
   new.recorded_at := pg_catalog.clock_timestamp();

@@ -31,6 +31,20 @@ export async function asAttacker(db: Db, sql: string): Promise<void> {
 const RECOMPUTED_HASH = `sha256(chainlog.canonical_bytes(format_version, prev_hash, seq, recorded_at, data_digest,
   stream, occurred_at, actor, actor_type, event_type, action, result, resource_type, resource_id, source_ip, request_id))`;
 
+/**
+ * SQL inserting a forged event at `seq`, copying stream and recorded_at from the event at `fromSeq`.
+ * `prev` names the column of that event used as prev_hash: 'hash' links to it, 'prev_hash' claims its
+ * predecessor (a fork). With `wellFormed`, the forged event's digest and hash are computed correctly.
+ */
+function forgedEvent(s: string, seq: number, fromSeq: number, prev: 'hash' | 'prev_hash', wellFormed: boolean): string {
+  return `insert into chainlog.events (stream, seq, recorded_at, actor, actor_type, event_type, action, result,
+                                      format_version, data_digest, prev_hash, hash)
+         select stream, ${seq}, recorded_at, 'mallory', 'user', 'FORGED', 'CREATE', 'success',
+                1, ${wellFormed ? 'chainlog.data_digest(null, null, null)' : 'data_digest'}, ${prev}, sha256('forged')
+           from chainlog.events where stream = '${s}' and seq = ${fromSeq}` +
+    (wellFormed ? `;\n         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = ${seq}` : '');
+}
+
 export interface TamperScenario {
   name: string;
   /** Stream length the scenario expects (seed with seedStream first). */
@@ -146,11 +160,7 @@ export const scenarios: TamperScenario[] = [
         db,
         `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= 5;
          update chainlog.events set seq = seq - 999 where stream = '${s}' and seq > 1000;
-         insert into chainlog.events (stream, seq, recorded_at, actor, actor_type, event_type, action, result,
-                                      format_version, data_digest, prev_hash, hash)
-         select stream, 5, recorded_at, 'mallory', 'user', 'FORGED', 'CREATE', 'success',
-                1, data_digest, hash, sha256('forged')
-           from chainlog.events where stream = '${s}' and seq = 4`,
+         ${forgedEvent(s, 5, 4, 'hash', false)}`,
       ),
     expected: { problem: 'inserted', firstBadSeq: 5 },
   },
@@ -162,12 +172,7 @@ export const scenarios: TamperScenario[] = [
         db,
         `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= 5;
          update chainlog.events set seq = seq - 999 where stream = '${s}' and seq > 1000;
-         insert into chainlog.events (stream, seq, recorded_at, actor, actor_type, event_type, action, result,
-                                      format_version, data_digest, prev_hash, hash)
-         select stream, 5, recorded_at, 'mallory', 'user', 'FORGED', 'CREATE', 'success',
-                1, chainlog.data_digest(null, null, null), hash, sha256('placeholder')
-           from chainlog.events where stream = '${s}' and seq = 4;
-         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 5`,
+         ${forgedEvent(s, 5, 4, 'hash', true)}`,
       ),
     expected: { problem: 'inserted', firstBadSeq: 5 },
   },
@@ -177,12 +182,7 @@ export const scenarios: TamperScenario[] = [
     apply: (db, s) =>
       asAttacker(
         db,
-        `insert into chainlog.events (stream, seq, recorded_at, actor, actor_type, event_type, action, result,
-                                      format_version, data_digest, prev_hash, hash)
-         select stream, 11, recorded_at, 'mallory', 'user', 'FORGED', 'CREATE', 'success',
-                1, chainlog.data_digest(null, null, null), hash, sha256('placeholder')
-           from chainlog.events where stream = '${s}' and seq = 10;
-         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 11`,
+        forgedEvent(s, 11, 10, 'hash', true),
       ),
     expected: { problem: 'inserted', firstBadSeq: 11 },
   },
@@ -192,12 +192,7 @@ export const scenarios: TamperScenario[] = [
     apply: (db, s) =>
       asAttacker(
         db,
-        `insert into chainlog.events (stream, seq, recorded_at, actor, actor_type, event_type, action, result,
-                                      format_version, data_digest, prev_hash, hash)
-         select stream, 11, recorded_at, 'writer-b', 'service', 'RECORD_UPDATED', 'UPDATE', 'success',
-                1, chainlog.data_digest(null, null, null), prev_hash, sha256('placeholder')
-           from chainlog.events where stream = '${s}' and seq = 10;
-         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 11;
+        `${forgedEvent(s, 11, 10, 'prev_hash', true)};
          update chainlog.stream_heads h set head_seq = 11, head_hash = e.hash
            from chainlog.events e where e.stream = h.stream and e.seq = 11 and h.stream = '${s}'`,
       ),

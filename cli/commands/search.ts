@@ -1,22 +1,15 @@
 // chainlog search: find events by stream, type, action, result, resource, actor and time, newest first.
 import type { Argv, CommandModule } from 'yargs';
-import type { EventResult, SearchQuery } from '../../src/client.js';
+import type { SearchQuery } from '../../src/client.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
 import { openDatabase } from '../connection.js';
 import { dim, writeJson, writeLine, writeTable, type Output } from '../output.js';
 
-export interface SearchArgs extends GlobalArgs {
-  stream?: string;
-  eventType?: string;
-  action?: string;
-  result?: EventResult;
-  resourceType?: string;
-  resourceId?: string;
-  actor?: string;
+/** The search options as yargs parses them: SearchQuery's filters, with the limit always set. */
+export interface SearchArgs extends GlobalArgs, Omit<SearchQuery, 'from' | 'to' | 'limit'> {
   from?: string;
   to?: string;
   limit: number;
-  cursor?: string;
 }
 
 export async function runSearch(args: SearchArgs, out: Output): Promise<number> {

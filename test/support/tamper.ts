@@ -45,6 +45,13 @@ function forgedEvent(s: string, seq: number, fromSeq: number, prev: 'hash' | 'pr
     (wellFormed ? `;\n         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = ${seq}` : '');
 }
 
+/** SQL exchanging the seq of two events of stream `s` (through a free seq, since (stream, seq) is unique). */
+function swapped(s: string, a: number, b: number): string {
+  return `update chainlog.events set seq = 1000 where stream = '${s}' and seq = ${a};
+         update chainlog.events set seq = ${a} where stream = '${s}' and seq = ${b};
+         update chainlog.events set seq = ${b} where stream = '${s}' and seq = 1000`;
+}
+
 export interface TamperScenario {
   name: string;
   /** Stream length the scenario expects (seed with seedStream first). */
@@ -134,9 +141,7 @@ export const scenarios: TamperScenario[] = [
     apply: (db, s) =>
       asAttacker(
         db,
-        `update chainlog.events set seq = 1000 where stream = '${s}' and seq = 4;
-         update chainlog.events set seq = 4 where stream = '${s}' and seq = 5;
-         update chainlog.events set seq = 5 where stream = '${s}' and seq = 1000`,
+        swapped(s, 4, 5),
       ),
     expected: { problem: 'reordered', firstBadSeq: 4 },
   },
@@ -146,9 +151,7 @@ export const scenarios: TamperScenario[] = [
     apply: (db, s) =>
       asAttacker(
         db,
-        `update chainlog.events set seq = 1000 where stream = '${s}' and seq = 2;
-         update chainlog.events set seq = 2 where stream = '${s}' and seq = 7;
-         update chainlog.events set seq = 7 where stream = '${s}' and seq = 1000`,
+        swapped(s, 2, 7),
       ),
     expected: { problem: 'reordered', firstBadSeq: 2 },
   },

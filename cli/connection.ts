@@ -3,7 +3,6 @@
 // so `npx chainlog append ...` then `npx chainlog verify` work with nothing installed.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import { createChainlog, type Chainlog } from '../src/client.js';
 import { ChainlogConnectionError, toChainlogError } from '../src/errors.js';
 import { migrate } from '../src/migrate.js';
@@ -114,15 +113,4 @@ export async function openDatabase(args: ConnectionArgs, out: Output, options: {
       await server.stop();
     },
   };
-}
-
-/** A connected single client on the database, for the few commands that need one session. */
-export async function connectClient(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  try {
-    await client.connect();
-  } catch (e) {
-    throw toChainlogError(e);
-  }
-  return client;
 }

@@ -10,7 +10,7 @@ import { toChainlogError } from '../../src/errors.js';
 import { migrate } from '../../src/migrate.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
 import { formatReports } from './verify.js';
-import { bold, dim, formatTable, green, red, writeJson, writeLine, type Output } from '../output.js';
+import { bold, dim, formatTable, red, writeJson, writeLine, type Output } from '../output.js';
 
 export type DemoArgs = GlobalArgs;
 

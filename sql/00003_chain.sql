@@ -103,6 +103,7 @@ as $$
 declare
   final_seq bigint;
   final_hash bytea;
+  carried text;
   ignored text;
 begin
   if pg_catalog.current_setting('chainlog.claiming', true) = 'on' then
@@ -111,8 +112,9 @@ begin
             hint = 'chainlog records each stream''s head at commit through a deferred trigger. Do not run SET CONSTRAINTS ALL IMMEDIATE in a transaction that writes events; name the constraints you need instead.';
   end if;
   if pg_catalog.current_setting('chainlog.head_stream', true) = new.stream then
-    final_hash := pg_catalog.decode(pg_catalog.left(pg_catalog.current_setting('chainlog.head'), 64), 'hex');
-    final_seq := pg_catalog.substr(pg_catalog.current_setting('chainlog.head'), 65)::bigint;
+    carried := pg_catalog.current_setting('chainlog.head');
+    final_hash := pg_catalog.decode(pg_catalog.left(carried, 64), 'hex');
+    final_seq := pg_catalog.substr(carried, 65)::bigint;
   else
     select e.seq, e.hash into final_seq, final_hash from chainlog.last_event(new.stream) e;
   end if;

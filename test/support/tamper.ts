@@ -52,6 +52,13 @@ function swapped(s: string, a: number, b: number): string {
          update chainlog.events set seq = ${b} where stream = '${s}' and seq = 1000`;
 }
 
+/** SQL moving events 5.. up by one and putting a forged event linked to event 4 at seq 5. */
+function insertedAt5(s: string, wellFormed: boolean): string {
+  return `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= 5;
+         update chainlog.events set seq = seq - 999 where stream = '${s}' and seq > 1000;
+         ${forgedEvent(s, 5, 4, 'hash', wellFormed)}`;
+}
+
 export interface TamperScenario {
   name: string;
   /** Stream length the scenario expects (seed with seedStream first). */
@@ -161,9 +168,7 @@ export const scenarios: TamperScenario[] = [
     apply: (db, s) =>
       asAttacker(
         db,
-        `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= 5;
-         update chainlog.events set seq = seq - 999 where stream = '${s}' and seq > 1000;
-         ${forgedEvent(s, 5, 4, 'hash', false)}`,
+        insertedAt5(s, false),
       ),
     expected: { problem: 'inserted', firstBadSeq: 5 },
   },
@@ -173,9 +178,7 @@ export const scenarios: TamperScenario[] = [
     apply: (db, s) =>
       asAttacker(
         db,
-        `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= 5;
-         update chainlog.events set seq = seq - 999 where stream = '${s}' and seq > 1000;
-         ${forgedEvent(s, 5, 4, 'hash', true)}`,
+        insertedAt5(s, true),
       ),
     expected: { problem: 'inserted', firstBadSeq: 5 },
   },

@@ -1,17 +1,19 @@
 -- chainlog 3: the chain. A BEFORE INSERT trigger gives every event its place in its stream's chain.
 --
 -- How a writer gets a stream's head, and why it is fast:
---   * The first event a transaction writes to a stream "claims" the stream: it updates the stream's
---     row in chainlog.stream_heads, which takes that row's lock until commit. Writers of one stream
---     therefore take turns, seq is assigned inside that critical section, and no two events can get
---     the same predecessor. Under REPEATABLE READ or SERIALIZABLE the claim raises SQLSTATE 40001
---     when another transaction moved the head after this one's snapshot: retry, never a fork.
---   * The head it read is then carried in transaction-local settings (chainlog.head_stream and
---     chainlog.head: the hash in hex followed by the seq), so every
---     further event of that stream in the transaction costs no lookup and no lock: the insert cost
---     does not grow with the transaction or the table.
---   * At commit a deferred trigger "settles" the recorded head once. The head row is written twice
---     per transaction and stream, never once per event.
+--   * The first event a transaction writes to a stream "claims" the stream: it locks the stream's row
+--     in chainlog.stream_heads until commit. Writers of one stream therefore take turns, seq is
+--     assigned inside that critical section, and no two events can get the same predecessor. Under
+--     REPEATABLE READ or SERIALIZABLE the claim raises SQLSTATE 40001 when another transaction moved
+--     the head after this one's snapshot: retry, never a fork.
+--   * That first event is then written into the head row as the new head. A one-event transaction
+--     (an application logging one event per request) touches the head row once and is done.
+--   * The head is carried in transaction-local settings (chainlog.head_stream and chainlog.head: the
+--     hash in hex followed by the seq), so every further event of that stream in the transaction
+--     costs no lookup and no lock: the insert cost does not grow with the transaction or the table.
+--   * The second event marks the head row pending, and at commit a deferred trigger "settles" the
+--     recorded head once. The head row is written at most three times per transaction and stream,
+--     never once per event.
 -- Settings set with is_local roll back with a failed savepoint and vanish at transaction end, so the
 -- carried head is never stale.
 
@@ -34,13 +36,19 @@ end;
 comment on function chainlog.last_event(text) is
   'The last stored event of a stream (seq, hash), or NULLs for an empty stream.';
 
--- Take the stream's lock for this transaction and return its head.
--- Takes the stream's lock for this transaction, makes it the carried head (the settings
--- chainlog.head_stream and chainlog.head) and returns chainlog.head: the head hash in hex, then its seq.
--- Runs once per transaction and stream. Like last_event(), it must find the head row by its primary key
--- whatever the statistics say (a stream_heads analyzed while nearly empty would otherwise be scanned).
+-- Chains the first event a transaction writes to a stream, and claims the stream for the transaction.
+-- Called by the chain trigger with the event as it will be stored; returns it with seq, recorded_at,
+-- format_version, prev_hash, data_digest and hash filled in. Runs once per transaction and stream.
+--
+-- It locks the stream's head row (FOR NO KEY UPDATE: a lock, not a new row version), chains the event
+-- on the head it read, and writes that event as the new head: a one-event transaction, the commonest
+-- kind, then needs nothing more at commit. The carried head (chainlog.head_stream, chainlog.head) lets
+-- the transaction's later events of this stream skip the lookup; chainlog.head_recorded = 'on' tells the
+-- next one that the head row is exact, so it must queue the settle at commit (_defer_head).
+-- Like last_event(), it must find the head row by its primary key whatever the statistics say (a
+-- stream_heads analyzed while nearly empty would otherwise be scanned).
 -- Settings are set by assignment, not PERFORM: an assignment is evaluated directly, PERFORM runs a query.
-create function chainlog._claim_head(p_stream text) returns text
+create function chainlog._chain_first(e chainlog.events) returns chainlog.events
 language plpgsql
 security definer
 set search_path = ''
@@ -49,33 +57,38 @@ as $$
 declare
   head_seq bigint;
   head_hash bytea;
-  carried text;
+  -- false when this transaction already queued the settle of this stream (see below).
+  record_head boolean := true;
   ignored text;
 begin
-  -- The settle trigger must fire at commit. If it fires now, inside this function, constraints were
-  -- made immediate and the head it recorded would be stale: it checks this flag and refuses.
-  ignored := pg_catalog.set_config('chainlog.claiming', 'on', true);
+  -- Only the chain trigger may call this: called directly, it would record a head no stored event has.
+  if pg_catalog.pg_trigger_depth() < 1 then
+    raise exception 'chainlog: _chain_first() is internal to the chain trigger'
+      using errcode = '42501', hint = 'Insert into chainlog.events or call chainlog.append().';
+  end if;
   loop
-    -- Not pending: the committed head, now locked by us. Waits while another writer holds it.
-    update chainlog.stream_heads h
-       set pending = true
-     where h.stream = p_stream and not h.pending
-    returning h.head_seq, h.head_hash into head_seq, head_hash;
+    -- Not pending: the committed head, now locked by us (waits while another writer holds it); or the
+    -- exact head this transaction recorded at its first event of the stream.
+    select h.head_seq, h.head_hash into head_seq, head_hash
+      from chainlog.stream_heads h
+     where h.stream = e.stream and not h.pending
+       for no key update;
     exit when found;
 
-    -- A pending row is visible only to the transaction that claimed it: this one. We hold the lock
-    -- already, and our own latest event is the head (the carried head was for another stream).
-    -- Test `pending` itself: this statement has a newer snapshot than the UPDATE above, so a row
-    -- another writer committed in between may be visible here too, and that one is not ours.
-    perform from chainlog.stream_heads h where h.stream = p_stream and h.pending;
+    -- A pending row is visible only to the transaction that marked it: this one. We hold the lock and
+    -- the settle is queued; our own latest event is the head (the carried head was for another stream).
+    -- Test `pending` itself: this statement has a newer snapshot than the one above, so a row another
+    -- writer committed in between may be visible here too, and that one is not ours.
+    perform from chainlog.stream_heads h where h.stream = e.stream and h.pending;
     if found then
-      select e.seq, e.hash into head_seq, head_hash from chainlog.last_event(p_stream) e;
+      select l.seq, l.hash into head_seq, head_hash from chainlog.last_event(e.stream) l;
+      record_head := false;
       exit;
     end if;
 
-    -- A new stream.
-    insert into chainlog.stream_heads (stream, head_seq, head_hash, pending)
-    values (p_stream, 0, chainlog.genesis_hash(), true)
+    -- A new stream: its head row, locked by us until commit.
+    insert into chainlog.stream_heads (stream, head_seq, head_hash)
+    values (e.stream, 0, chainlog.genesis_hash())
     on conflict (stream) do nothing;
     if found then
       head_seq := 0;
@@ -85,11 +98,51 @@ begin
     -- Another transaction created the stream and committed meanwhile: claim its row.
   end loop;
 
-  carried := pg_catalog.encode(head_hash, 'hex') operator(pg_catalog.||) head_seq::text;
+  -- The same assignments as the chain trigger's for later events: this copy runs with chainlog's
+  -- rights so that it can record the result as the head in the same call. verify() checks both.
+  e.seq := head_seq + 1;
+  e.recorded_at := pg_catalog.clock_timestamp();
+  e.format_version := 1;
+  e.prev_hash := head_hash;
+  e.data_digest := chainlog.data_digest(e.payload, e.before, e.after);
+  e.hash := pg_catalog.sha256(chainlog.canonical_bytes(
+    e.format_version, e.prev_hash, e.seq, e.recorded_at, e.data_digest,
+    e.stream, e.occurred_at, e.actor, e.actor_type, e.event_type, e.action,
+    e.result, e.resource_type, e.resource_id, e.source_ip, e.request_id));
+
+  if record_head then
+    update chainlog.stream_heads h
+       set head_seq = e.seq, head_hash = e.hash, updated_at = e.recorded_at
+     where h.stream = e.stream;
+  end if;
+
+  ignored := pg_catalog.set_config('chainlog.head_stream', e.stream, true)
+             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head', pg_catalog.encode(e.hash, 'hex') operator(pg_catalog.||) e.seq::text, true)
+             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head_recorded', case when record_head then 'on' else 'off' end, true);
+  return e;
+end;
+$$;
+
+-- The second event a transaction writes to a stream: the head row no longer follows the chain, so mark
+-- it pending, which queues the settle at commit. Runs once per transaction and stream, and only for
+-- transactions with more than one event in the stream.
+create function chainlog._defer_head(p_stream text) returns text
+language plpgsql
+security definer
+set search_path = ''
+set enable_seqscan = off
+as $$
+declare
+  ignored text;
+begin
+  -- The settle trigger must fire at commit. If it fires now, inside this function, constraints were
+  -- made immediate and the head it recorded would be stale: it checks this flag and refuses.
+  ignored := pg_catalog.set_config('chainlog.claiming', 'on', true);
+  -- This transaction holds the row's lock since its first event of the stream.
+  update chainlog.stream_heads h set pending = true where h.stream = p_stream;
   ignored := pg_catalog.set_config('chainlog.claiming', 'off', true)
-             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head_stream', p_stream, true)
-             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head', carried, true);
-  return carried;
+             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head_recorded', 'off', true);
+  return ignored;
 end;
 $$;
 
@@ -162,14 +215,13 @@ create trigger stream_heads_forward_only
 -- The chain trigger. Runs once per inserted row, so it is written for speed: one IF for all the
 -- rejections, the head carried in settings, and the format functions inlined into two expressions.
 -- It is neither SECURITY DEFINER nor has a SET clause, because either costs a context switch or a
--- settings save/restore per row; the one step that needs chainlog's own privileges, _claim_head(),
--- is security definer and runs once per transaction and stream. Names are schema-qualified.
+-- settings save/restore per row; the steps that need chainlog's own privileges, _chain_first() and
+-- _defer_head(), are security definer and run once per transaction and stream. Names are
+-- schema-qualified.
 create function chainlog._chain_event() returns trigger
 language plpgsql
 as $$
 declare
-  head_seq bigint;
-  head_hash bytea;
   actor_from_role boolean := false;
   ignored text;
   carried text;
@@ -218,26 +270,29 @@ begin
                                            new.actor_type, new.result, new.occurred_at);
   end if;
 
+  -- Not the first event of this stream in this transaction: chain it on the carried head.
   if pg_catalog.current_setting('chainlog.head_stream', true) = new.stream then
-    carried := pg_catalog.current_setting('chainlog.head');
-  else
-    carried := chainlog._claim_head(new.stream);
+    carried := pg_catalog.current_setting('chainlog.head');   -- the hash in hex, then the seq
+    new.seq := pg_catalog.substr(carried, 65)::bigint + 1;
+    new.recorded_at := pg_catalog.clock_timestamp();
+    new.format_version := 1;
+    new.prev_hash := pg_catalog.decode(pg_catalog.left(carried, 64), 'hex');
+    new.data_digest := chainlog.data_digest(new.payload, new.before, new.after);
+    new.hash := pg_catalog.sha256(chainlog.canonical_bytes(
+      new.format_version, new.prev_hash, new.seq, new.recorded_at, new.data_digest,
+      new.stream, new.occurred_at, new.actor, new.actor_type, new.event_type, new.action,
+      new.result, new.resource_type, new.resource_id, new.source_ip, new.request_id));
+    -- The second event: the head row holds the first; have it settled at commit instead.
+    if pg_catalog.current_setting('chainlog.head_recorded') = 'on' then
+      ignored := chainlog._defer_head(new.stream);
+    end if;
+    -- An assignment, not PERFORM: PL/pgSQL evaluates it on its fast path for simple expressions.
+    ignored := pg_catalog.set_config('chainlog.head', pg_catalog.encode(new.hash, 'hex') operator(pg_catalog.||) new.seq::text, true);
+    return new;
   end if;
-  head_hash := pg_catalog.decode(pg_catalog.left(carried, 64), 'hex');   -- the hash in hex, then the seq
-  head_seq := pg_catalog.substr(carried, 65)::bigint;
 
-  new.seq := head_seq + 1;
-  new.recorded_at := pg_catalog.clock_timestamp();
-  new.format_version := 1;
-  new.prev_hash := head_hash;
-  new.data_digest := chainlog.data_digest(new.payload, new.before, new.after);
-  new.hash := pg_catalog.sha256(chainlog.canonical_bytes(
-    new.format_version, new.prev_hash, new.seq, new.recorded_at, new.data_digest,
-    new.stream, new.occurred_at, new.actor, new.actor_type, new.event_type, new.action,
-    new.result, new.resource_type, new.resource_id, new.source_ip, new.request_id));
-
-  -- An assignment, not PERFORM: PL/pgSQL evaluates it on its fast path for simple expressions.
-  ignored := pg_catalog.set_config('chainlog.head', pg_catalog.encode(new.hash, 'hex') operator(pg_catalog.||) new.seq::text, true);
+  -- The first: claim the stream, chain the event and record it as the head, with chainlog's rights.
+  new := chainlog._chain_first(new);
   return new;
 end;
 $$;

@@ -82,12 +82,15 @@ describe('the chain trigger', () => {
     expect(await verify('savepoint')).toMatchObject({ ok: true, checked: 2 });
   });
 
-  it('refuses to chain events while constraints are immediate, rather than record a stale head', async () => {
+  it('refuses to chain a second event of a stream while constraints are immediate, rather than record a stale head', async () => {
     const client = await db.connect();
     await client.query(`select chainlog.append('A', 'CREATE', 'immediate')`);
     await client.query('begin');
     await client.query('set constraints all immediate');
-    await expect(client.query(`select chainlog.append('B', 'CREATE', 'immediate')`)).rejects.toMatchObject({
+    // The first event of a stream in a transaction records the head itself: nothing is deferred.
+    await client.query(`select chainlog.append('B', 'CREATE', 'immediate')`);
+    // The second would leave the head to the settle at commit, which immediate constraints fire now.
+    await expect(client.query(`select chainlog.append('C', 'CREATE', 'immediate')`)).rejects.toMatchObject({
       code: 'LC007',
       hint: expect.stringContaining('SET CONSTRAINTS'),
     });
@@ -104,20 +107,53 @@ describe('the chain trigger', () => {
     expect(await verify('late-immediate')).toEqual({ ok: true, checked: 2, problem: null, detail: null });
   });
 
-  it('updates the head row once per transaction and stream, not once per event, however many statements it runs', async () => {
+  it('writes the head row at most twice before commit, however many events and statements a transaction runs', async () => {
     const client = await db.connect();
     await client.query(`select chainlog.append('FIRST', 'CREATE', 'many-statements')`);
     const headUpdates = async () =>
       (await client.query(`select n_tup_upd::int as n from pg_stat_xact_user_tables where relid = 'chainlog.stream_heads'::regclass`))
         .rows[0].n as number;
     await client.query('begin');
-    await client.query(`select chainlog.append('E', 'UPDATE', 'many-statements')`); // claims the stream
-    const afterClaim = await headUpdates();
-    for (let i = 0; i < 299; i++) await client.query(`select chainlog.append('E', 'UPDATE', 'many-statements')`);
-    // 299 more events, and the head row was not touched again: the next update is the settle at commit.
-    expect(await headUpdates()).toBe(afterClaim);
+    const before = await headUpdates();
+    await client.query(`select chainlog.append('E', 'UPDATE', 'many-statements')`); // claims the stream, records the head
+    await client.query(`select chainlog.append('E', 'UPDATE', 'many-statements')`); // marks it pending
+    expect(await headUpdates()).toBe(before + 2);
+    for (let i = 0; i < 298; i++) await client.query(`select chainlog.append('E', 'UPDATE', 'many-statements')`);
+    // 298 more events, and the head row was not touched again: the next update is the settle at commit.
+    expect(await headUpdates()).toBe(before + 2);
     await client.query('commit');
     expect(await verify('many-statements')).toMatchObject({ ok: true, checked: 301 });
+  });
+
+  it('a one-event transaction writes the head row once and leaves nothing to do at commit', async () => {
+    const client = await db.connect();
+    await client.query(`select chainlog.append('FIRST', 'CREATE', 'one-event')`);
+    await client.query('begin');
+    const updates = async () =>
+      (await client.query(`select n_tup_upd::int as n from pg_stat_xact_user_tables where relid = 'chainlog.stream_heads'::regclass`))
+        .rows[0].n as number;
+    const before = await updates();
+    const { rows: [event] } = await client.query(`select seq::int, hash from chainlog.append('SECOND', 'CREATE', 'one-event')`);
+    expect(await updates()).toBe(before + 1);
+    // Inside the transaction the head row already holds the new event, and it is not pending.
+    const { rows: [head] } = await client.query(`select head_seq::int, head_hash, pending from chainlog.stream_heads where stream = 'one-event'`);
+    expect(head).toEqual({ head_seq: 2, head_hash: event.hash, pending: false });
+    await client.query('commit');
+    // The settle would have stamped the head with its own, later clock reading.
+    const { rows: [stamp] } = await db.query(
+      `select s.last_appended_at = e.recorded_at as unsettled from chainlog.streams s
+         join chainlog.events e on e.stream = s.stream and e.seq = s.head_seq where s.stream = 'one-event'`,
+    );
+    expect(stamp).toEqual({ unsettled: true });
+    expect(await verify('one-event')).toMatchObject({ ok: true, checked: 2 });
+  });
+
+  it('refuses a direct call of the function that records a stream head (42501)', async () => {
+    await db.query(`select chainlog.append('E', 'CREATE', 'direct')`);
+    await expect(
+      db.query(`select chainlog._chain_first(e) from chainlog.events e where e.stream = 'direct'`),
+    ).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('internal to the chain trigger') });
+    expect(await verify('direct')).toMatchObject({ ok: true, checked: 1 });
   });
 
   it('never scans a whole table to find a head, even right after ANALYZE of nearly empty tables', async () => {

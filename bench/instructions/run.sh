@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Instructions per single-row INSERT transaction, for chainlog.events, bench.plain and bench.hashed,
+# counted by valgrind's callgrind in a single-user PostgreSQL backend. Unlike the timed workloads it
+# is exact and repeatable whatever else the machine is doing, so it shows what a change to the
+# trigger or the head protocol costs per transaction, to within a few hundred instructions.
+#
+# Usage: bench/instructions/run.sh [N]   (needs valgrind and a PostgreSQL server install;
+#        PG_BINDIR defaults to `pg_config --bindir`; run as root or as the PostgreSQL user)
+#
+# Each table gets two runs, of 100 and 100+N statements; the difference divided by N is the cost of
+# one transaction, warm-up and backend start-up cancelled out. Statements are sent by the simple
+# query protocol (parsed and planned each time), so a prepared statement costs less than shown.
+set -euo pipefail
+N=${1:-500}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BIN=${PG_BINDIR:-$(pg_config --bindir)}
+WORK=$(mktemp -d /tmp/chainlog-instructions.XXXXXX)
+PORT=${PORT:-5498}
+as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -c "$*"; else bash -c "$*"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+trap 'as_pg "$BIN/pg_ctl -D $WORK/data stop -m immediate" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+
+as_pg "$BIN/initdb -D $WORK/data -E UTF8 --locale=C.UTF-8 -A trust" >/dev/null
+as_pg "$BIN/pg_ctl -D $WORK/data -o '-p $PORT -k $WORK' -l $WORK/log -w start" >/dev/null
+URL="postgres://postgres@127.0.0.1:$PORT/postgres"
+(cd "$ROOT" && npx tsx cli/main.ts migrate --database-url "$URL" >/dev/null)
+psql -q "$URL" -f "$ROOT/bench/sql/setup.sql"
+as_pg "$BIN/pg_ctl -D $WORK/data -w stop" >/dev/null
+
+# One INSERT per line (single-user mode runs each line as a statement and commits it). The baselines
+# get a seq from the clock, unique across runs.
+statements() { # table count
+  local table=$1 count=$2 extra_cols='' extra_vals=''
+  case $table in
+    bench.plain) extra_cols=', seq, data_digest, prev_hash, hash'
+                 extra_vals=", (extract(epoch from clock_timestamp()) * 1e6)::bigint, sha256('a'), sha256('b'), sha256('c')" ;;
+    bench.hashed) extra_cols=', seq, prev_hash'
+                  extra_vals=", (extract(epoch from clock_timestamp()) * 1e6)::bigint, sha256('b')" ;;
+  esac
+  for ((i = 0; i < count; i++)); do
+    echo "insert into $table (stream, occurred_at, actor, actor_type, event_type, action, result, resource_type, resource_id, source_ip, request_id, payload, before, after$extra_cols) values ('s1', now(), 'user-0042@example.com', 'user', 'INVOICE_PAID', 'UPDATE', 'success', 'invoice', 'invoice-004242', '203.0.113.7', 'req-$i', '{\"amount\": 4242, \"currency\": \"EUR\", \"reason\": \"monthly billing run\", \"client\": {\"app\": \"web\", \"version\": \"4.18.2\"}, \"tags\": [\"billing\", \"q3\"]}', '{\"status\": \"open\", \"amount\": 4242}', '{\"status\": \"paid\", \"amount\": 4242}'$extra_vals)"
+  done
+}
+
+instructions() { # file
+  as_pg "valgrind --tool=callgrind --callgrind-out-file=$WORK/cg.out $BIN/postgres --single -D $WORK/data -c synchronous_commit=off postgres < $1 > $WORK/out 2>&1"
+  if grep -q ERROR "$WORK/out"; then grep -m1 ERROR "$WORK/out" >&2; exit 1; fi
+  awk '/^(summary|totals):/ { print $2; exit }' "$WORK/cg.out"
+}
+
+printf '%-16s %s\n' table 'instructions per transaction'
+for table in bench.plain bench.hashed chainlog.events; do
+  statements "$table" 100 > "$WORK/a.sql"
+  statements "$table" $((100 + N)) > "$WORK/b.sql"
+  chmod 644 "$WORK"/*.sql
+  a=$(instructions "$WORK/a.sql"); b=$(instructions "$WORK/b.sql")
+  printf '%-16s %d\n' "$table" $(((b - a) / N))
+done

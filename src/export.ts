@@ -1,16 +1,18 @@
 // Exports a stream's events, hashes included, as CSV or NDJSON, so they can be archived and verified
 // offline (src/offline-verify.ts) without trusting the database they came from.
 //
-// The rows leave PostgreSQL by COPY TO STDOUT and are piped straight to the output: no row is parsed in
-// Node. The session settings that change how values print are pinned, so the same events export to the
-// same bytes whatever the caller's session looks like, and the whole export reads one snapshot.
+// The rows leave PostgreSQL by COPY TO STDOUT. CSV is piped straight to the output; for NDJSON the
+// columns come in binary and the lines are built in Node (src/ndjson-lines.ts). The session settings that
+// change how values print are pinned, so the same events export to the same bytes whatever the caller's
+// session looks like, and the whole export reads one snapshot.
 import { createWriteStream } from 'node:fs';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from './errors.js';
 import { toHex } from './format.js';
+import { NdjsonLines, type NdjsonField } from './ndjson-lines.js';
 
 /** Settings that change how values print (and so the bytes of an export, and what offline verify parses). */
 export const PINNED_SETTINGS: Readonly<Record<string, string>> = {
@@ -31,6 +33,8 @@ export const EXPORT_COLUMNS = [
   'resource_type', 'resource_id', 'source_ip', 'request_id', 'payload', 'before', 'after', 'format_version',
   'data_digest', 'prev_hash', 'hash',
 ] as const;
+
+type ExportColumn = (typeof EXPORT_COLUMNS)[number];
 
 // SET LOCAL: undone when the transaction (or the savepoint) is rolled back.
 const SET_PINNED = Object.entries(PINNED_SETTINGS)
@@ -161,41 +165,55 @@ export function exportCopySql(
   if (o.format === 'csv') {
     return `copy (select ${EXPORT_COLUMNS.map((c) => `e.${c}`).join(', ')} ${filter}) to stdout (format csv, header true)`;
   }
-  return `copy (select ${NDJSON_LINE} ${filter}) to stdout (format csv, quote e'\\x01', delimiter e'\\x02')`;
+  return `copy (select ${NDJSON_FIELDS.map((f) => f.select).join(', ')} ${filter}) to stdout (format binary)`;
 }
 
-// One JSON object per event, built in PostgreSQL by concatenation rather than json_build_object: a
-// jsonb column that is SQL NULL must be told apart from one holding JSON null (the data digest hashes ''
-// for the first and 'null' for the second), so SQL NULL columns are left out. The jsonb is spliced in as
-// PostgreSQL prints it, which is the exact text the data digest hashes.
-// The text never holds a raw newline, carriage return, \x01 or \x02 (JSON escapes control characters), so
-// CSV with those as quote and delimiter writes it unquoted and unescaped: no backslash is doubled.
-const NDJSON_LINE = (() => {
-  const json = (c: string) => {
-    switch (c) {
-      case 'id':
-      case 'seq':
-      case 'format_version':
-      case 'payload':
-      case 'before':
-      case 'after':
-        // Numbers, and jsonb spliced in as PostgreSQL prints it.
-        return `e.${c}::pg_catalog.text`;
-      case 'data_digest':
-      case 'prev_hash':
-      case 'hash':
-        return `'"' operator(pg_catalog.||) pg_catalog.encode(e.${c}, 'hex') operator(pg_catalog.||) '"'`;
-      default:
-        return `pg_catalog.to_json(e.${c})::pg_catalog.text`;
+// NDJSON: PostgreSQL streams the columns in binary and Node builds the lines (src/ndjson-lines.ts), so
+// the server does about what a plain COPY does and the JSON is built on another core. Only what Node
+// must not redo is left to PostgreSQL: timestamps print as to_json() prints them (ISO 8601 in the pinned
+// TimeZone), and an inet as its output function prints it (inet::text would add a /32). The jsonb is
+// spliced in as PostgreSQL prints it, which is the exact text the data digest hashes; a jsonb column
+// that is SQL NULL is left out, not written as null (the digest hashes '' for the first and 'null' for
+// JSON null).
+function ndjsonField(name: ExportColumn): NdjsonField & { select: string } {
+  switch (name) {
+    case 'id':
+    case 'seq':
+    case 'format_version':
+      return { name, select: `e.${name}`, kind: 'int' };
+    case 'recorded_at':
+    case 'occurred_at':
+    case 'source_ip':
+      return { name, select: `pg_catalog.to_json(e.${name})`, kind: 'json' };
+    case 'payload':
+    case 'before':
+    case 'after':
+      return { name, select: `e.${name}`, kind: 'jsonb' };
+    case 'data_digest':
+    case 'prev_hash':
+    case 'hash':
+      return { name, select: `e.${name}`, kind: 'hex' };
+    default:
+      return { name, select: `e.${name}`, kind: 'text' };
+  }
+}
+
+const NDJSON_FIELDS = EXPORT_COLUMNS.map(ndjsonField);
+
+/** Counts the bytes (and, for onProgress, the lines) of a CSV COPY piped straight to the output. */
+function countCsv(copy: Readable, onProgress: ExportOptions['onProgress']): () => number {
+  let bytes = 0;
+  let lines = 0;
+  copy.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (onProgress) {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+      // Minus the header line.
+      onProgress({ rows: Math.max(0, lines - 1), bytes });
     }
-  };
-  const parts = EXPORT_COLUMNS.map((c, i) => {
-    const piece = `'${i === 0 ? '{' : ','}"${c}":' operator(pg_catalog.||) ${json(c)}`;
-    return c === 'id' ? piece : `coalesce(${piece}, '')`;
   });
-  // id is never NULL, so the object always opens with it and every later field starts with a comma.
-  return `pg_catalog.concat(${parts.join(', ')}, '}')`;
-})();
+  return () => bytes;
+}
 
 /**
  * Writes the events of `stream` (up to its recorded head at the start) to `output` as CSV or NDJSON.
@@ -223,19 +241,18 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
     }
     const toSeq = Math.min(head.seq, toSeqOption ?? head.seq);
     const copy = client.query(copyTo(exportCopySql(client, { stream, fromSeq, toSeq, from, to, format })));
-    let bytes = 0;
-    let lines = 0;
-    copy.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (onProgress) {
-        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-        onProgress({ rows: format === 'csv' ? Math.max(0, lines - 1) : lines, bytes });
-      }
-    });
     const sink = typeof output === 'string' ? createWriteStream(output) : output;
-    await pipeline(copy, sink);
+    let bytes: () => number;
+    if (format === 'csv') {
+      bytes = countCsv(copy, onProgress);
+      await pipeline(copy, sink);
+    } else {
+      const lines = new NdjsonLines(NDJSON_FIELDS, onProgress);
+      bytes = () => lines.bytes;
+      await pipeline(copy, lines, sink);
+    }
     // The row count arrives with COPY's command tag, after the last data: wait for the COPY to settle.
     await client.query('select 1');
-    return { rows: copy.rowCount, bytes, headSeq: head.seq, headHash: head.hash };
+    return { rows: copy.rowCount, bytes: bytes(), headSeq: head.seq, headHash: head.hash };
   });
 }

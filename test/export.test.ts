@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { exportEvents, type ExportOptions } from '../src/export.js';
+import { EXPORT_COLUMNS, exportEvents, withPinnedSnapshot, type ExportOptions } from '../src/export.js';
 import { verifyOfflineFile } from '../src/offline-verify.js';
 import { useChainlogDatabase } from './support/db.js';
 import { asAttacker, scenarios, seedStream } from './support/tamper.js';
@@ -33,6 +33,94 @@ async function seedTricky(stream: string): Promise<void> {
     [stream, 'tab\there, "quoted"\nnew line \\ back\\slash', '{"price": 1.10, "big": 123456789012345678901234567890, "s": "a\\\\b \\"c\\" \\u0001"}'],
   );
   await seedStream(db.pool, stream, 2);
+}
+
+// The NDJSON line as the export once built it in SQL (to_json() of every text column, concatenated):
+// the reference the lines now built in Node must match byte for byte.
+const SQL_NDJSON_LINE = (() => {
+  const json = (c: string) => {
+    switch (c) {
+      case 'id':
+      case 'seq':
+      case 'format_version':
+      case 'payload':
+      case 'before':
+      case 'after':
+        return `e.${c}::pg_catalog.text`;
+      case 'data_digest':
+      case 'prev_hash':
+      case 'hash':
+        return `'"' operator(pg_catalog.||) pg_catalog.encode(e.${c}, 'hex') operator(pg_catalog.||) '"'`;
+      default:
+        return `pg_catalog.to_json(e.${c})::pg_catalog.text`;
+    }
+  };
+  const parts = EXPORT_COLUMNS.map((c, i) => {
+    const piece = `'${i === 0 ? '{' : ','}"${c}":' operator(pg_catalog.||) ${json(c)}`;
+    return c === 'id' ? piece : `coalesce(${piece}, '')`;
+  });
+  return `pg_catalog.concat(${parts.join(', ')}, '}')`;
+})();
+
+/** What the SQL-built NDJSON export wrote for the events of `stream` with seq in [fromSeq, toSeq]. */
+async function sqlBuiltNdjson(stream: string, fromSeq = 1, toSeq = Number.MAX_SAFE_INTEGER): Promise<Buffer> {
+  const { rows } = await withPinnedSnapshot(db.pool, (client) =>
+    client.query<{ line: string }>(
+      `select ${SQL_NDJSON_LINE} as line from chainlog.events e
+        where e.stream = $1 and e.seq between $2 and $3 order by e.seq, e.id`,
+      [stream, fromSeq, toSeq],
+    ),
+  );
+  return Buffer.from(rows.map((r) => `${r.line}\n`).join(''), 'utf8');
+}
+
+// Text that JSON escapes, and characters where escapers tend to differ: every control character, DEL,
+// C1 controls, U+2028/2029, a BOM, multibyte characters. (Most text columns are indexed, which caps a
+// value near 2.7 kB: a row longer than a COPY chunk gets its length from the payload.)
+const CONTROLS = Array.from({ length: 31 }, (_, i) => String.fromCharCode(i + 1)).join('');
+const TRICKY_TEXTS = [
+  `"quoted" \\ back\\slash \\u0041 \\n`,
+  `tab\there\nnew\r\nline\b\f`,
+  CONTROLS + '\x7f',
+  'Zoë ß é 中文 😀 \u2028 \u2029 \u0085 \u009f \u00a0 \ufeff',
+  '',
+  `${'x"\\😀\n'.repeat(200)}end`,
+  'plain',
+  // One special character alone in a value, so that each one is seen escaped, and 0x7f seen not escaped.
+  ...[...CONTROLS, '"', '\\', '\x7f'].map((c) => `a${c}z`),
+];
+const TRICKY_ROWS = TRICKY_TEXTS.length + 3;
+const TRICKY_STREAM = `tricky "stream" \\ \t${CONTROLS}\x7f 😀 \u2028`;
+
+async function seedTrickyText(stream: string): Promise<void> {
+  const occurredAt = [null, '0044-03-15 12:00:00.000001 BC', '1999-12-31 23:59:59.5+00', '2024-02-29 12:34:56.789012+05:30'];
+  const sourceIp = [null, '203.0.113.7', '10.0.0.1/8', '2001:db8::1', '::ffff:192.0.2.1', '2001:db8::/32', '0.0.0.0/0'];
+  const json = [
+    null,
+    'null',
+    '{}',
+    '[]',
+    '"str"',
+    '1.10',
+    JSON.stringify({ q: '"\\', ctl: CONTROLS + '\x7f', u: 'Zoë 😀 \u2028', n: [1, 1.5e300, -0, null, true], deep: { a: { b: [] } } }),
+    JSON.stringify({ long: 'Zoë "😀" \\ \n'.repeat(20_000) }),
+  ];
+  const at = <T>(list: T[], i: number) => list[i % list.length]!;
+  for (let i = 0; i < TRICKY_ROWS; i++) {
+    const text = (k: number) => at(TRICKY_TEXTS, i + k);
+    // actor, event_type and action must not be empty.
+    const required = (k: number) => text(k) || 'required';
+    await db.query(
+      `insert into chainlog.events (stream, actor, actor_type, event_type, action, result, resource_type, resource_id,
+                                    source_ip, request_id, occurred_at, payload, before, after)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+      [
+        stream, required(0), at(['user', 'api_key', 'service', 'system'], i), required(1), required(2), at(['success', 'failure'], i),
+        i % 5 === 4 ? null : text(3), i % 6 === 5 ? null : text(4), at(sourceIp, i), i % 4 === 3 ? null : text(5),
+        at(occurredAt, i), at(json, i), at(json, i + 2), at(json, i + 5),
+      ],
+    );
+  }
 }
 
 const seqs = (b: Buffer) => b.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l).seq);
@@ -87,6 +175,34 @@ describe('exportEvents()', () => {
       }
     });
     expect(lines[3]).toContain('"resource_id":"tab\\there, \\"quoted\\"\\nnew line \\\\ back\\\\slash"');
+  });
+
+  it('NDJSON: the same bytes as the lines PostgreSQL built with to_json(), whatever the text holds', async () => {
+    await seedTrickyText(TRICKY_STREAM);
+    const { bytes, result } = await exportToBuffer({ db: db.pool, stream: TRICKY_STREAM, format: 'ndjson' });
+    expect(result.rows).toBe(TRICKY_ROWS);
+    const expected = await sqlBuiltNdjson(TRICKY_STREAM);
+    expect(bytes.equals(expected)).toBe(true);
+    // The lines are JSON and hold the text as stored.
+    const stored = await db.query<{ actor: string }>('select actor from chainlog.events where stream = $1 order by seq', [TRICKY_STREAM]);
+    const lines = bytes.toString('utf8').trimEnd().split('\n');
+    expect(lines.map((l) => JSON.parse(l).actor)).toEqual(stored.rows.map((r) => r.actor));
+    expect(JSON.parse(lines[0]!).stream).toBe(TRICKY_STREAM);
+    expect(await verifyOfflineFile({ input: Readable.from([bytes]), format: 'ndjson' })).toMatchObject({ ok: true, checked: TRICKY_ROWS });
+    // Other streams and a slice of one.
+    for (const stream of ['stable', 'csv']) {
+      expect((await exportToBuffer({ db: db.pool, stream, format: 'ndjson' })).bytes.equals(await sqlBuiltNdjson(stream)), stream).toBe(true);
+    }
+    const slice = await exportToBuffer({ db: db.pool, stream: TRICKY_STREAM, format: 'ndjson', fromSeq: 5, toSeq: 9 });
+    expect(slice.bytes.equals(await sqlBuiltNdjson(TRICKY_STREAM, 5, 9))).toBe(true);
+  });
+
+  it('NDJSON: onProgress counts the lines and bytes written, and the result agrees', async () => {
+    const progress: { rows: number; bytes: number }[] = [];
+    const { bytes, result } = await exportToBuffer({ db: db.pool, stream: TRICKY_STREAM, format: 'ndjson', onProgress: (p) => progress.push(p) });
+    expect(result).toMatchObject({ rows: TRICKY_ROWS, bytes: bytes.length });
+    expect(progress.at(-1)).toEqual({ rows: TRICKY_ROWS, bytes: bytes.length });
+    for (let i = 1; i < progress.length; i++) expect(progress[i]!.bytes).toBeGreaterThan(progress[i - 1]!.bytes);
   });
 
   it('CSV: NULL is an empty field, an empty string is ""', async () => {

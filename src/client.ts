@@ -559,11 +559,14 @@ export function buildSearchQuery(query: SearchQuery = {}): { text: string; value
     ['stream', 'stream'], ['eventType', 'event_type'], ['action', 'action'], ['actor', 'actor'],
     ['resourceType', 'resource_type'], ['resourceId', 'resource_id'],
   ];
+  let filters = 0;
   for (const [key, column] of equals) {
     const value = query[key];
     if (value === undefined) continue;
     if (typeof value !== 'string') throw invalidArgument(`search(): ${key} must be a string.`);
     where.push(`e.${column} = ${param(value, 'text')}`);
+    // resourceId narrows resourceType within one index: the pair counts as one filter.
+    if (key !== 'resourceId' || query.resourceType === undefined) filters++;
   }
   if (query.result !== undefined) {
     if (query.result !== 'success' && query.result !== 'failure') {
@@ -571,6 +574,7 @@ export function buildSearchQuery(query: SearchQuery = {}): { text: string; value
     }
     // A literal, not a parameter, so a generic plan can still use the partial index on failures.
     where.push(`e.result = '${query.result}'`);
+    filters++;
   }
   const from = timestampParam(query.from, 'from');
   if (from !== null) where.push(`e.recorded_at >= ${param(from, 'timestamptz')}`);
@@ -581,11 +585,27 @@ export function buildSearchQuery(query: SearchQuery = {}): { text: string; value
     where.push(`(e.recorded_at, e.id) < (${param(recordedAt, 'timestamptz')}, ${param(id, 'bigint')})`);
   }
   // One row more than asked tells whether there is a next page.
+  const order = `order by e.recorded_at desc, e.id desc`;
+  const filter = where.length ? `where ${where.join('\n     and ')}` : '';
+  if (filters < 2) {
+    const text = `select ${EVENT_COLUMNS}
+    from chainlog.events e
+   ${filter}
+   ${order}
+   limit ${limit + 1}`;
+    return { text, values, limit };
+  }
+  // Two filters: the index of one finds candidates, the other filters them. Picking the page's ids
+  // first lets that run on the index alone where it covers the second filter (the actor index
+  // carries event_type and action), instead of reading every candidate's row from the table; only
+  // the page's rows are read, by primary key.
   const text = `select ${EVENT_COLUMNS}
     from chainlog.events e
-   ${where.length ? `where ${where.join('\n     and ')}` : ''}
-   order by e.recorded_at desc, e.id desc
-   limit ${limit + 1}`;
+   where e.id in (select e.id from chainlog.events e
+   ${filter}
+   ${order}
+   limit ${limit + 1})
+   ${order}`;
   return { text, values, limit };
 }
 

@@ -77,7 +77,8 @@ const sizes: Sizes = quick
       searchQueries: 5,
     }
   : {
-      singleInserts: 1_000,
+      // Long enough that a sample spans many swings of the commit flush's latency.
+      singleInserts: 3_000,
       concurrentInserts: 250,
       multiRowStatements: 20,
       events,

@@ -84,6 +84,9 @@ create table chainlog.stream_heads (
   -- true only inside the transaction that holds the stream's lock and wrote more than one event to it:
   -- the head is then settled at commit. Never visible to others.
   pending     boolean     not null default false,
+  -- The transaction that last recorded this head. Lets a transaction that comes back to a stream
+  -- after writing another one see that the head is its own, and leave the rest to the settle.
+  recorded_by xid8,
   created_at  timestamptz not null default pg_catalog.clock_timestamp(),
   updated_at  timestamptz not null default pg_catalog.clock_timestamp()
   -- No CHECK constraints: only chainlog's own functions write this table, with values the chain
@@ -92,4 +95,4 @@ create table chainlog.stream_heads (
 );
 
 comment on table chainlog.stream_heads is
-  'Private. The recorded head of each stream, updated at commit. Read it through the view chainlog.streams.';
+  'Private. The recorded head of each stream. Read it through the view chainlog.streams.';

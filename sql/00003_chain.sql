@@ -59,7 +59,8 @@ declare
   head_hash bytea;
   -- Where the locked head row is: while we hold its lock nobody else can move it.
   head_row tid;
-  -- false when this transaction already queued the settle of this stream (see below).
+  recorded_here boolean;
+  -- false when the settle records this stream's head at commit (see below).
   record_head boolean := true;
   ignored text;
 begin
@@ -71,11 +72,21 @@ begin
   loop
     -- Not pending: the committed head, now locked by us (waits while another writer holds it); or the
     -- exact head this transaction recorded at its first event of the stream.
-    select h.head_seq, h.head_hash, h.ctid into head_seq, head_hash, head_row
+    select h.head_seq, h.head_hash, h.ctid, h.recorded_by = pg_catalog.pg_current_xact_id()
+      into head_seq, head_hash, head_row, recorded_here
       from chainlog.stream_heads h
      where h.stream = e.stream and not h.pending
        for no key update;
-    exit when found;
+    if found then
+      -- This transaction recorded this head itself, at its last event of the stream, and has written
+      -- another stream since. Recording every such return would update the row once per event when
+      -- a transaction alternates streams (the quadratic trap): have the settle record it at commit.
+      if recorded_here then
+        ignored := chainlog._defer_head(e.stream);
+        record_head := false;
+      end if;
+      exit;
+    end if;
 
     -- A pending row is visible only to the transaction that marked it: this one. We hold the lock and
     -- the settle is queued; our own latest event is the head (the carried head was for another stream).
@@ -116,7 +127,8 @@ begin
   -- By the row's address rather than its key: a TID scan costs less to start than an index scan.
   if record_head then
     update chainlog.stream_heads h
-       set head_seq = e.seq, head_hash = e.hash, updated_at = e.recorded_at
+       set head_seq = e.seq, head_hash = e.hash, updated_at = e.recorded_at,
+           recorded_by = pg_catalog.pg_current_xact_id()
      where h.ctid = head_row;
     if not found then  -- cannot happen while we hold the row's lock; never chain without a head
       raise exception 'chainlog: the head row of stream "%" moved while locked', e.stream using errcode = 'XX000';
@@ -183,6 +195,7 @@ begin
      set head_seq = coalesce(final_seq, 0),
          head_hash = coalesce(final_hash, chainlog.genesis_hash()),
          pending = false,
+         recorded_by = pg_catalog.pg_current_xact_id(),
          updated_at = pg_catalog.clock_timestamp()
    where h.stream = new.stream;
 

@@ -125,6 +125,25 @@ describe('the chain trigger', () => {
     expect(await verify('many-statements')).toMatchObject({ ok: true, checked: 301 });
   });
 
+  it('a transaction alternating between two streams writes each head row at most twice before commit', async () => {
+    const client = await db.connect();
+    await client.query(`select chainlog.append('FIRST', 'CREATE', s) from (values ('alt-a'), ('alt-b')) v(s)`);
+    const updates = async () =>
+      (await client.query(`select n_tup_upd::int as n from pg_stat_xact_user_tables where relid = 'chainlog.stream_heads'::regclass`))
+        .rows[0].n as number;
+    await client.query('begin');
+    const before = await updates();
+    // One statement, 2,000 rows, the stream changing at every row; then single-event statements.
+    await client.query(
+      `insert into chainlog.events (stream, event_type, action) select 'alt-' || (array['a', 'b'])[g % 2 + 1], 'E', 'CREATE' from generate_series(1, 2000) g`,
+    );
+    for (let i = 0; i < 20; i++) await client.query(`select chainlog.append('E', 'CREATE', 'alt-' || $1)`, [i % 2 ? 'a' : 'b']);
+    expect(await updates()).toBeLessThanOrEqual(before + 4); // per stream: recorded once, marked pending once
+    await client.query('commit');
+    expect(await verify('alt-a')).toMatchObject({ ok: true, checked: 1011 });
+    expect(await verify('alt-b')).toMatchObject({ ok: true, checked: 1011 });
+  });
+
   it('a one-event transaction writes the head row once and leaves nothing to do at commit', async () => {
     const client = await db.connect();
     await client.query(`select chainlog.append('FIRST', 'CREATE', 'one-event')`);

@@ -142,9 +142,9 @@ begin
 end;
 $$;
 
--- The second event a transaction writes to a stream: the head row no longer follows the chain, so mark
--- it pending, which queues the settle at commit. Runs once per transaction and stream, and only for
--- transactions with more than one event in the stream.
+-- The second event a transaction writes to a stream (or the first after it wrote another stream): the
+-- head row will no longer follow the chain, so mark it pending, which queues the settle at commit. Runs
+-- at most once per transaction and stream, and only for transactions with more than one event in it.
 create function chainlog._defer_head(p_stream text) returns text
 language plpgsql
 security definer

@@ -585,26 +585,21 @@ export function buildSearchQuery(query: SearchQuery = {}): { text: string; value
     where.push(`(e.recorded_at, e.id) < (${param(recordedAt, 'timestamptz')}, ${param(id, 'bigint')})`);
   }
   // One row more than asked tells whether there is a next page.
-  const order = `order by e.recorded_at desc, e.id desc`;
-  const filter = where.length ? `where ${where.join('\n     and ')}` : '';
-  if (filters < 2) {
-    const text = `select ${EVENT_COLUMNS}
-    from chainlog.events e
-   ${filter}
+  const order = 'order by e.recorded_at desc, e.id desc';
+  const page = `from chainlog.events e
+   ${where.length ? `where ${where.join('\n     and ')}` : ''}
    ${order}
    limit ${limit + 1}`;
-    return { text, values, limit };
-  }
-  // Two filters: the index of one finds candidates, the other filters them. Picking the page's ids
-  // first lets that run on the index alone where it covers the second filter (the actor index
-  // carries event_type and action), instead of reading every candidate's row from the table; only
-  // the page's rows are read, by primary key.
-  const text = `select ${EVENT_COLUMNS}
+  // Two filters or more: the index of one finds candidates, the others filter them. Picking the
+  // page's ids first lets that run on the index alone where it covers the other filter (the actor
+  // index carries event_type and action), instead of reading every candidate's row from the table;
+  // only the page's rows are read, by primary key.
+  const text = filters < 2
+    ? `select ${EVENT_COLUMNS}
+    ${page}`
+    : `select ${EVENT_COLUMNS}
     from chainlog.events e
-   where e.id in (select e.id from chainlog.events e
-   ${filter}
-   ${order}
-   limit ${limit + 1})
+   where e.id in (select e.id ${page})
    ${order}`;
   return { text, values, limit };
 }

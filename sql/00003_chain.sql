@@ -8,12 +8,13 @@
 --     the head after this one's snapshot: retry, never a fork.
 --   * That first event is then written into the head row as the new head. A one-event transaction
 --     (an application logging one event per request) touches the head row once and is done.
---   * The head is carried in transaction-local settings (chainlog.head_stream and chainlog.head: the
---     hash in hex followed by the seq), so every further event of that stream in the transaction
---     costs no lookup and no lock: the insert cost does not grow with the transaction or the table.
---   * The second event marks the head row pending, and at commit a deferred trigger "settles" the
---     recorded head once. The head row is written at most three times per transaction and stream,
---     never once per event.
+--   * The second event finds the head row recorded by its own transaction, marks it pending, and from
+--     then on a deferred trigger "settles" the recorded head once, at commit. The head row is written
+--     at most three times per transaction and stream, never once per event.
+--   * From the second event on, the head is carried in transaction-local settings
+--     (chainlog.head_stream and chainlog.head: the hash in hex followed by the seq), so every further
+--     event of that stream in the transaction costs no lookup and no lock: the insert cost does not
+--     grow with the transaction or the table.
 -- Settings set with is_local roll back with a failed savepoint and vanish at transaction end, so the
 -- carried head is never stale.
 
@@ -38,13 +39,15 @@ comment on function chainlog.last_event(text) is
 
 -- Chains the first event a transaction writes to a stream, and claims the stream for the transaction.
 -- Called by the chain trigger with the event as it will be stored; returns it with seq, recorded_at,
--- format_version, prev_hash, data_digest and hash filled in. Runs once per transaction and stream.
+-- format_version, prev_hash, data_digest and hash filled in. Runs at most twice per transaction and
+-- stream.
 --
 -- It locks the stream's head row (FOR NO KEY UPDATE: a lock, not a new row version), chains the event
 -- on the head it read, and writes that event as the new head: a one-event transaction, the commonest
--- kind, then needs nothing more at commit. The carried head (chainlog.head_stream, chainlog.head) lets
--- the transaction's later events of this stream skip the lookup; chainlog.head_recorded = 'on' tells the
--- next one that the head row is exact, so it must queue the settle at commit (_defer_head).
+-- kind, then needs nothing more at commit. The next event of the stream in the transaction comes back
+-- here, finds the head recorded by its own transaction, and hands it to the settle at commit by
+-- marking the row pending; only then is the head carried (chainlog.head_stream, chainlog.head), so
+-- that the events after it skip the lookup.
 -- Like last_event(), it must find the head row by its primary key whatever the statistics say (a
 -- stream_heads analyzed while nearly empty would otherwise be scanned).
 -- Settings are set by assignment, not PERFORM: an assignment is evaluated directly, PERFORM runs a query.
@@ -78,11 +81,15 @@ begin
      where h.stream = e.stream and not h.pending
        for no key update;
     if found then
-      -- This transaction recorded this head itself, at its last event of the stream, and has written
-      -- another stream since. Recording every such return would update the row once per event when
-      -- a transaction alternates streams (the quadratic trap): have the settle record it at commit.
+      -- This transaction recorded this head itself, at its last event of the stream: this is its next
+      -- one, right after or after other streams. Recording every event would update the row once per
+      -- event (the quadratic trap): mark the row pending, which queues the settle at commit.
       if recorded_here then
-        ignored := chainlog._defer_head(e.stream);
+        -- The settle trigger must fire at commit. If it fires now, inside this statement, constraints
+        -- were made immediate and the head it recorded would be stale: it checks this flag and refuses.
+        ignored := pg_catalog.set_config('chainlog.claiming', 'on', true);
+        update chainlog.stream_heads h set pending = true where h.ctid = head_row;
+        ignored := pg_catalog.set_config('chainlog.claiming', 'off', true);
         record_head := false;
       end if;
       exit;
@@ -135,33 +142,12 @@ begin
     end if;
   end if;
 
-  ignored := pg_catalog.set_config('chainlog.head_stream', e.stream, true)
-             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head', pg_catalog.encode(e.hash, 'hex') operator(pg_catalog.||) e.seq::text, true)
-             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head_recorded', case when record_head then 'on' else 'off' end, true);
+  -- A head recorded here is not carried: the stream's next event must come back here to defer it.
+  ignored := case when record_head then pg_catalog.set_config('chainlog.head_stream', '', true)
+                  else pg_catalog.set_config('chainlog.head_stream', e.stream, true)
+                       operator(pg_catalog.||) pg_catalog.set_config('chainlog.head', pg_catalog.encode(e.hash, 'hex') operator(pg_catalog.||) e.seq::text, true)
+             end;
   return e;
-end;
-$$;
-
--- The second event a transaction writes to a stream (or the first after it wrote another stream): the
--- head row will no longer follow the chain, so mark it pending, which queues the settle at commit. Runs
--- at most once per transaction and stream, and only for transactions with more than one event in it.
-create function chainlog._defer_head(p_stream text) returns text
-language plpgsql
-security definer
-set search_path = ''
-set enable_seqscan = off
-as $$
-declare
-  ignored text;
-begin
-  -- The settle trigger must fire at commit. If it fires now, inside this function, constraints were
-  -- made immediate and the head it recorded would be stale: it checks this flag and refuses.
-  ignored := pg_catalog.set_config('chainlog.claiming', 'on', true);
-  -- This transaction holds the row's lock since its first event of the stream.
-  update chainlog.stream_heads h set pending = true where h.stream = p_stream;
-  ignored := pg_catalog.set_config('chainlog.claiming', 'off', true)
-             operator(pg_catalog.||) pg_catalog.set_config('chainlog.head_recorded', 'off', true);
-  return ignored;
 end;
 $$;
 
@@ -235,9 +221,8 @@ create trigger stream_heads_forward_only
 -- The chain trigger. Runs once per inserted row, so it is written for speed: one IF for all the
 -- rejections, the head carried in settings, and the format functions inlined into two expressions.
 -- It is neither SECURITY DEFINER nor has a SET clause, because either costs a context switch or a
--- settings save/restore per row; the steps that need chainlog's own privileges, _chain_first() and
--- _defer_head(), are security definer and run once per transaction and stream. Names are
--- schema-qualified.
+-- settings save/restore per row; the step that needs chainlog's own privileges, _chain_first(), is
+-- security definer and runs at most twice per transaction and stream. Names are schema-qualified.
 create function chainlog._chain_event() returns trigger
 language plpgsql
 as $$
@@ -302,16 +287,13 @@ begin
       new.format_version, new.prev_hash, new.seq, new.recorded_at, new.data_digest,
       new.stream, new.occurred_at, new.actor, new.actor_type, new.event_type, new.action,
       new.result, new.resource_type, new.resource_id, new.source_ip, new.request_id));
-    -- The second event: the head row holds the first; have it settled at commit instead.
-    if pg_catalog.current_setting('chainlog.head_recorded') = 'on' then
-      ignored := chainlog._defer_head(new.stream);
-    end if;
     -- An assignment, not PERFORM: PL/pgSQL evaluates it on its fast path for simple expressions.
     ignored := pg_catalog.set_config('chainlog.head', pg_catalog.encode(new.hash, 'hex') operator(pg_catalog.||) new.seq::text, true);
     return new;
   end if;
 
-  -- The first: claim the stream, chain the event and record it as the head, with chainlog's rights.
+  -- The first (or second): claim the stream, chain the event and record it as the head, or hand the
+  -- head to the settle at commit, with chainlog's rights.
   new := chainlog._chain_first(new);
   return new;
 end;

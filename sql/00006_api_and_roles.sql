@@ -84,13 +84,12 @@ grant execute on function chainlog.verify(text, bigint), chainlog.verify_all(),
   to chainlog_reader;
 
 -- Writers insert (directly, by COPY or with append()) and read. The chain trigger runs with the
--- writer's rights and calls these helpers; _chain_first and _defer_head are security definer and write
--- stream_heads.
+-- writer's rights and calls these helpers; _chain_first is security definer and writes stream_heads.
 grant chainlog_reader to chainlog_writer;
 grant insert on chainlog.events to chainlog_writer;
 grant execute on function
   chainlog.append(text, text, text, text, text, text, text, text, jsonb, jsonb, jsonb, timestamptz, inet, text),
-  chainlog._chain_first(chainlog.events), chainlog._defer_head(text), chainlog._setting_inet(text),
+  chainlog._chain_first(chainlog.events), chainlog._setting_inet(text),
   chainlog._reject_invalid_event(text, text, text, text, text, text, timestamptz)
   to chainlog_writer;
 

@@ -166,9 +166,7 @@ export function toChainlogError(e: unknown): ChainlogError {
   if (e instanceof ChainlogError) return e;
   const err = withCode(e);
   const message = err.message ?? String(e);
-  let code = typeof err.code === 'string' ? err.code : undefined;
-  // postgres-migrations rethrows a failed migration as a new Error with the message only.
-  if (!code && /chainlog needs a UTF8 database/.test(message)) code = 'LC010';
+  const code = typeof err.code === 'string' ? err.code : undefined;
   const base = { cause: e, hint: err.hint, detail: err.detail };
   const field = FIELD_IN_MESSAGE.exec(message)?.[1];
 

@@ -1,5 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { ChainlogConnectionError, ChainlogError } from '../src/errors.js';
+import { freePort } from '../src/embedded.js';
 import { migrate } from '../src/migrate.js';
 import { createEmptyDatabase, databaseUrl } from './support/db.js';
 
@@ -30,5 +32,26 @@ describe('installing chainlog', () => {
     const applied = results.map((r) => r.applied.length).sort();
     expect(applied[0]).toBe(0);
     expect(applied[1]).toBeGreaterThan(0);
+  });
+
+  it('refuses, with a ChainlogError naming the files, a database installed from different migration files', async () => {
+    const url = databaseUrl(await createEmptyDatabase());
+    await migrate({ connectionString: url });
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    // What an install from an earlier commit looks like: the recorded hash of one file differs.
+    await client.query(`update chainlog.migrations set hash = md5('earlier') where id = 3`);
+    await client.end();
+    const e = await migrate({ connectionString: url }).then(() => undefined, (err: unknown) => err);
+    expect(e).toBeInstanceOf(ChainlogError);
+    expect(e).toMatchObject({ code: 'CHAINLOG_MIGRATIONS_CHANGED' });
+    expect((e as Error).message).toMatch(/00003_chain\.sql.*install into a new database/);
+  });
+
+  it('an unreachable server is a ChainlogConnectionError, not a driver error', async () => {
+    const url = `postgres://postgres@127.0.0.1:${await freePort()}/postgres`;
+    const e = await migrate({ connectionString: url }).then(() => undefined, (err: unknown) => err);
+    expect(e).toBeInstanceOf(ChainlogConnectionError);
+    expect(e).toMatchObject({ code: 'ECONNREFUSED' });
   });
 });

@@ -210,9 +210,12 @@ const stamp = results.date.replace(/[:.]/g, '-');
 const out = argv.out ? path.resolve(argv.out) : path.join(RESULTS_DIR, `${quick ? 'quick-' : ''}${stamp}.json`);
 mkdirSync(path.dirname(out), { recursive: true });
 writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
-// latest.json is what docs/PERFORMANCE.md is made from: a quick run's figures mean nothing, and a run
-// written elsewhere with --out was asked to stay there.
-const updateLatest = !quick && !argv.out;
+// latest.json is what docs/PERFORMANCE.md is made from, so only a full run replaces it: every workload
+// at the default sizes. A quick run's figures mean nothing, a partial or resized run would replace the
+// published table with a piece of another, and a run written elsewhere with --out was asked to stay there.
+const fullRun =
+  only.size === 0 && argv.events === undefined && argv['table-events'] === undefined && !argv.scale && argv.reps === undefined;
+const updateLatest = !quick && !argv.out && fullRun;
 if (updateLatest) copyFileSync(out, path.join(RESULTS_DIR, 'latest.json'));
 log(`results written to ${path.relative(process.cwd(), out)}${updateLatest ? ' and bench/results/latest.json' : ''}`);
 process.exit(failed ? 1 : 0);

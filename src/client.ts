@@ -156,6 +156,8 @@ export interface VerifyOfflineArgs {
   upToSeq?: string | number | bigint;
   /** Called as rows arrive. */
   onProgress?: (progress: VerifyProgress) => void;
+  /** Worker threads that recompute the hashes (0: none). Default: cores - 1, at most 4, from 10,000 events. */
+  workers?: number;
 }
 
 export interface ExportArgs {
@@ -736,6 +738,7 @@ class ChainlogHandle implements Chainlog {
         stream: args.stream,
         upToSeq: seqNumber(args.upToSeq, 'upToSeq'),
         onProgress: args.onProgress,
+        workers: args.workers,
       });
       return { ...report, firstBadSeq: report.firstBadSeq === null ? null : String(report.firstBadSeq) };
     } catch (e) {

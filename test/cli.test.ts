@@ -211,6 +211,10 @@ describe.concurrent('the chainlog CLI', () => {
       const edited = await run(['verify', '--file', file, '--expected-head', head]);
       expect(edited.code).toBe(1);
       expect(edited.stdout).toMatch(/^x-exp\s+TAMPERED\s+4\s+5\s+modified/m);
+      // With the hashes on a worker thread the verdict is the same.
+      const withWorker = await run(['verify', '--file', file, '--expected-head', head, '--workers', '1']);
+      expect(withWorker.code).toBe(1);
+      expect(withWorker.stdout).toMatch(/^x-exp\s+TAMPERED\s+4\s+5\s+modified/m);
     });
 
     it('--json prints the export summary with the head', async () => {

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { exportEvents } from '../src/export.js';
@@ -25,6 +27,12 @@ describe('verifyOffline() from the database', () => {
     const report = await verifyOffline({ db: db.pool, stream: 'intact' });
     expect(report).toEqual({ stream: 'intact', ok: true, checked: 40, firstBadSeq: null, problem: null, detail: null });
     expect(report).toEqual(await sqlVerify('intact'));
+    // The same with the hashes recomputed on worker threads (the default for 10,000 events or more).
+    expect(await verifyOffline({ db: db.pool, stream: 'intact', workers: 2 })).toEqual(report);
+  });
+
+  it('refuses a workers count that is not an integer >= 0', async () => {
+    await expect(verifyOffline({ db: db.pool, stream: 'intact', workers: -1 })).rejects.toMatchObject({ code: 'CHAINLOG_INVALID_ARGUMENT' });
   });
 
   it('verifies a prefix with upToSeq', async () => {
@@ -84,6 +92,8 @@ describe('verifyOffline() from the database', () => {
         const offline = await verifyOffline({ db: db.pool, stream });
         expect(offline).toMatchObject({ ok: false, ...scenario.expected });
         expect(offline).toEqual(await sqlVerify(stream));
+        // Worker threads find that something is wrong; the scan that names it is the same.
+        expect(await verifyOffline({ db: db.pool, stream, workers: 1 })).toEqual(offline);
       });
     }
   });
@@ -171,6 +181,25 @@ describe('verifyOfflineFile() from an export', () => {
       problem: 'modified',
       firstBadSeq: 6,
     });
+  });
+
+  it('verifies a file given by path on worker threads, and still names an edit made to it', async () => {
+    await seedStream(db.pool, 'file-workers', 30);
+    const dir = mkdtempSync(join(tmpdir(), 'chainlog-verify-'));
+    try {
+      for (const format of ['csv', 'ndjson'] as const) {
+        const path = join(dir, `events.${format}`);
+        const { headSeq, headHash } = await exportEvents({ db: db.pool, stream: 'file-workers', format, output: path });
+        const expectedHead = { seq: headSeq, hash: headHash };
+        expect(await verifyOfflineFile({ path, expectedHead, workers: 1 })).toMatchObject({ ok: true, checked: 30 });
+        writeFileSync(path, readFileSync(path, 'utf8').replace('seed event 12"', 'seed event 13"'));
+        const edited = await verifyOfflineFile({ path, expectedHead, workers: 1 });
+        expect(edited).toMatchObject({ ok: false, problem: 'modified', firstBadSeq: 12, checked: 11 });
+        expect(edited).toEqual(await verifyOfflineFile({ path, expectedHead, workers: 0 }));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('parses a file fed in one-byte chunks like one fed at once', async () => {

@@ -17,6 +17,7 @@ export interface VerifyArgs extends GlobalArgs {
   file?: string;
   format?: 'csv' | 'ndjson';
   expectedHead?: string;
+  workers?: number;
 }
 
 function normalize(r: { stream: string; ok: boolean; checked: number; firstBadSeq: number | string | null; problem: string | null; detail: string | null }): VerifyReport {
@@ -50,6 +51,7 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
       stream: args.stream?.[0],
       expectedHead: args.expectedHead ? parseExpectedHead(args.expectedHead) : undefined,
       upToSeq,
+      workers: args.workers,
       onProgress: (p) => timer.update((rows = p.rows)),
     }).catch((e: unknown) => {
       throw toChainlogError(e);
@@ -77,7 +79,7 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
     for (const stream of streams) {
       const timer = progress(out, `verifying ${stream} offline`);
       let rows = 0;
-      const report = await db.chainlog.verifyOffline({ stream, upToSeq, onProgress: (p) => timer.update((rows = p.rows)) });
+      const report = await db.chainlog.verifyOffline({ stream, upToSeq, workers: args.workers, onProgress: (p) => timer.update((rows = p.rows)) });
       const summary = timer.done(rows);
       if (out.stderr.isTTY && !out.json) writeLine(out.stderr, `${stream}: read ${summary}`);
       reports.push(report);
@@ -125,6 +127,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .option('file', { alias: 'f', type: 'string', describe: 'Verify an exported file (csv or ndjson) instead of the database' })
       .option('format', { type: 'string', choices: ['csv', 'ndjson'] as const, describe: "The file's format (default: from its extension)" })
       .option('expected-head', { type: 'string', describe: 'With --file: SEQ:HASH the chain must end at (printed by export); detects a file cut short' })
+      .option('workers', { type: 'number', describe: 'With --offline or --file: threads that recompute hashes (default: cores - 1, at most 4, for large inputs; 0: none)' })
       .example('$0 verify', 'Every stream, in the database')
       .example('$0 verify -s acme --offline', 'Recompute acme\'s chain in Node.js')
       .example('$0 verify -f acme.ndjson --expected-head 1042:9f2c…', 'Check an export') as unknown as Argv<VerifyArgs>,

@@ -56,8 +56,8 @@ export async function migrate(options: MigrateOptions = {}): Promise<MigrateResu
   // queries go through this wrapper, which remembers the server's own error (SQLSTATE, hint, detail).
   let serverError: unknown;
   const recording = {
-    query: (...args: Parameters<pg.Client['query']>) =>
-      (client.query as (...a: unknown[]) => Promise<unknown>)(...args).catch((e: unknown) => {
+    query: (...args: unknown[]) =>
+      (Reflect.apply(client.query, client, args) as Promise<unknown>).catch((e: unknown) => {
         serverError ??= e; // the first: what follows (ROLLBACK, unlock) is clean-up
         throw e;
       }),

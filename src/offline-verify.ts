@@ -246,26 +246,38 @@ class CsvParser implements Parser {
  * printed and the data digest hashes. Other strings are decoded; numbers are kept as written.
  */
 class NdjsonParser implements Parser {
+  /** The start of a line that continues in the next chunk. */
   private line = new Uint8Array(4096);
   private n = 0;
+  /** Each column's key as bytes, and which column the next key usually names (exports keep one order). */
+  private readonly keys: { bytes: Uint8Array; col: number; jsonb: boolean }[];
+  private guess = 0;
   constructor(
     private row: RowBuffer,
     private readonly sink: RowSink,
-    private readonly columnOf: Map<string, number>,
-  ) {}
+    columnOf: ReadonlyMap<string, number>,
+  ) {
+    this.keys = [...columnOf].map(([name, col]) => ({ bytes: new TextEncoder().encode(name), col, jsonb: isJsonb(name) }));
+  }
 
   push(chunk: Uint8Array): void {
     let from = 0;
     for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, from)) {
-      this.append(chunk, from, nl);
-      this.parseLine();
+      if (this.n === 0) {
+        this.parseLine(chunk, from, nl); // the whole line is in this chunk: parse it where it lies
+      } else {
+        this.append(chunk, from, nl);
+        this.parseLine(this.line, 0, this.n);
+        this.n = 0;
+      }
       from = nl + 1;
     }
     this.append(chunk, from, chunk.length);
   }
 
   end(): void {
-    if (this.n > 0) this.parseLine();
+    if (this.n > 0) this.parseLine(this.line, 0, this.n);
+    this.n = 0;
   }
 
   private append(chunk: Uint8Array, from: number, to: number): void {
@@ -274,18 +286,38 @@ class NdjsonParser implements Parser {
       grown.set(this.line.subarray(0, this.n));
       this.line = grown;
     }
-    for (let i = from; i < to; i++) this.line[this.n++] = chunk[i]!;
+    this.line.set(chunk.subarray(from, to), this.n);
+    this.n += to - from;
   }
 
-  private parseLine(): void {
-    const src = this.line;
-    let end = this.n;
-    this.n = 0;
-    if (end > 0 && src[end - 1] === 13) end--;
-    let i = skipSpace(src, 0, end);
+  /**
+   * The column named by the key between the quotes at src[i] and src[keyEnd - 1], or undefined for a
+   * key that is not a column. Compared as bytes, starting from the key that usually comes next: an
+   * export writes its keys in column order and leaves out those of SQL NULL values.
+   */
+  private keyAt(src: Uint8Array, i: number, keyEnd: number): { col: number; jsonb: boolean } | undefined {
+    const length = keyEnd - i - 2;
+    const keys = this.keys;
+    for (let t = 0; t < keys.length; t++) {
+      const at = (this.guess + t) % keys.length;
+      const k = keys[at]!;
+      if (k.bytes.length !== length) continue;
+      let same = true;
+      for (let j = 0; j < length && same; j++) same = k.bytes[j] === src[i + 1 + j];
+      if (same) {
+        this.guess = (at + 1) % keys.length;
+        return k;
+      }
+    }
+    return undefined;
+  }
+
+  private parseLine(src: Uint8Array, start: number, end: number): void {
+    if (end > start && src[end - 1] === 13) end--;
+    let i = skipSpace(src, start, end);
     if (i === end) return; // blank line
     const row = this.row;
-    const out = row.reserve(0, end + 16); // unescaping only shrinks
+    const out = row.reserve(0, end - start + 16); // unescaping only shrinks
     row.isNull.fill(1);
     row.fields = row.width;
     let p = 0;
@@ -294,22 +326,21 @@ class NdjsonParser implements Parser {
     while (i < end && src[i] !== 125) {
       if (src[i] !== 34) throw new FormatError('NDJSON: expected a key');
       const keyEnd = stringEnd(src, i, end);
-      let key = '';
-      for (let k = i + 1; k < keyEnd - 1; k++) key += String.fromCharCode(src[k]!);
+      const key = this.keyAt(src, i, keyEnd);
       i = skipSpace(src, keyEnd, end);
       if (src[i] !== 58) throw new FormatError('NDJSON: expected ":"');
       i = skipSpace(src, i + 1, end);
-      const col = this.columnOf.get(key);
       const valueEnd = src[i] === 34 ? stringEnd(src, i, end) : rawEnd(src, i, end);
-      if (col !== undefined) {
+      if (key !== undefined) {
+        const col = key.col;
         row.start[col] = p;
-        const jsonb = isJsonb(key);
-        if (src[i] === 34 && !jsonb) {
+        if (src[i] === 34 && !key.jsonb) {
           p = unescapeJsonString(src, i + 1, valueEnd - 1, out, p);
           row.isNull[col] = 0;
-        } else if (jsonb || !(valueEnd - i === 4 && src[i] === 110)) {
+        } else if (key.jsonb || !(valueEnd - i === 4 && src[i] === 110)) {
           // jsonb (a JSON string included) keeps its exact text; a null elsewhere is SQL NULL.
-          for (let k = i; k < valueEnd; k++) out[p++] = src[k]!;
+          out.set(src.subarray(i, valueEnd), p);
+          p += valueEnd - i;
           row.isNull[col] = 0;
         }
         row.end[col] = p;

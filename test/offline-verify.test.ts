@@ -202,6 +202,27 @@ describe('verifyOfflineFile() from an export', () => {
     }
   });
 
+  it('reads NDJSON whose lines carry keys it does not know, before and among its own', async () => {
+    await seedStream(db.pool, 'file-keys', 6);
+    const chunks: Buffer[] = [];
+    const out = new PassThrough();
+    out.on('data', (c: Buffer) => chunks.push(c));
+    await exportEvents({ db: db.pool, stream: 'file-keys', format: 'ndjson', output: out });
+    const lines = Buffer.concat(chunks).toString('utf8').trimEnd().split('\n');
+    const extended = lines.map((l) => l.replace(/^\{/, '{"note": "added", ').replace('"actor":', '"extra": [1, {"a": "}"}], "actor":'));
+    expect(extended[0]).toMatch(/^\{"note": "added", .*"extra": \[1, .*"actor":/);
+    expect(await verifyOfflineFile({ input: Readable.from([Buffer.from(extended.join('\n') + '\n')]), format: 'ndjson' })).toMatchObject({
+      ok: true,
+      checked: 6,
+    });
+    const edited = extended.map((l, i) => (i === 2 ? l.replace('seed event 3"', 'seed event 4"') : l));
+    expect(await verifyOfflineFile({ input: Readable.from([Buffer.from(edited.join('\n') + '\n')]), format: 'ndjson' })).toMatchObject({
+      ok: false,
+      problem: 'modified',
+      firstBadSeq: 3,
+    });
+  });
+
   it('parses a file fed in one-byte chunks like one fed at once', async () => {
     await seedStream(db.pool, 'file-bytes', 5);
     await db.query(

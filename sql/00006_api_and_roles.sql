@@ -43,11 +43,13 @@ select h.stream,
        h.head_seq,
        h.head_hash,
        h.created_at,
-       h.updated_at as last_appended_at
+       h.updated_at as last_appended_at,
+       h.pending as head_pending
   from chainlog.stream_heads h;
 
 comment on view chainlog.streams is
-  'One row per stream: its recorded head (head_seq, head_hash: the last committed event), when it was created and last appended to.';
+  'One row per stream: its recorded head (head_seq, head_hash: the last committed event), when it was created and last appended to. '
+  'head_pending is true only inside a transaction that has appended two or more events to the stream: its own events then run past the head shown, which is recorded at its commit.';
 
 -- Roles. They are cluster-wide, so another database may have created them already, possibly at this
 -- very moment: tolerate both.

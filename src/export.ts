@@ -79,6 +79,8 @@ export interface StreamHead {
   seq: number;
   /** Lowercase hex of the head event's hash (the genesis hash for an empty stream). */
   hash: string;
+  /** True only inside a transaction that has appended two or more events to the stream (recorded at its commit). */
+  pending: boolean;
 }
 
 /**
@@ -86,12 +88,12 @@ export interface StreamHead {
  * (a plain read of chainlog.stream_heads; the view is what chainlog_reader may select).
  */
 export async function readStreamHead(client: pg.ClientBase, stream: string): Promise<StreamHead | null> {
-  const { rows } = await client.query<{ head_seq: string; head_hash: Buffer }>(
-    'select h.head_seq, h.head_hash from chainlog.streams h where h.stream = $1',
+  const { rows } = await client.query<{ head_seq: string; head_hash: Buffer; head_pending: boolean }>(
+    'select h.head_seq, h.head_hash, h.head_pending from chainlog.streams h where h.stream = $1',
     [stream],
   );
   const row = rows[0];
-  return row ? { seq: Number(row.head_seq), hash: toHex(row.head_hash) } : null;
+  return row ? { seq: Number(row.head_seq), hash: toHex(row.head_hash), pending: row.head_pending } : null;
 }
 
 export interface ExportProgress {

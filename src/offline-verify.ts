@@ -789,6 +789,11 @@ function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {
 interface Head {
   seq: number;
   hash: Uint8Array;
+  /**
+   * The head is being recorded by the transaction we run in, at its commit (chainlog.streams'
+   * head_pending): its own events lie beyond it, and are not inserted ones.
+   */
+  pending?: boolean;
 }
 
 interface Verdict {
@@ -816,9 +821,9 @@ function compareWithHead(
     if (headRequired) bad(1, 'inserted', `stream has ${checked} events but no recorded head: they were written around chainlog`);
   } else if (head.seq > lastSeq && limitSeq > lastSeq) {
     bad(lastSeq + 1, 'truncated', `the recorded head is seq ${head.seq} but the last stored event is seq ${lastSeq}: events ${lastSeq + 1}..${head.seq} are missing`);
-  } else if (upToSeq === undefined && head.seq < lastSeq) {
+  } else if (upToSeq === undefined && head.seq < lastSeq && !head.pending) {
     bad(head.seq + 1, 'inserted', `events ${head.seq + 1}..${lastSeq} lie beyond the recorded head (seq ${head.seq})`);
-  } else if (head.seq === lastSeq && !bytesEqual(head.hash, lastHash ?? GENESIS)) {
+  } else if (head.seq === lastSeq && !head.pending && !bytesEqual(head.hash, lastHash ?? GENESIS)) {
     bad(lastSeq, 'modified', `event ${lastSeq} does not have the recorded head hash: the chain was rewritten with recomputed hashes up to here`);
   }
   return v;
@@ -977,7 +982,7 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
 
   return withPinnedSnapshot(db, async (client) => {
     const recorded = await readStreamHead(client, stream);
-    const head = recorded ? { seq: recorded.seq, hash: parseBytea(recorded.hash) } : null;
+    const head = recorded ? { seq: recorded.seq, hash: parseBytea(recorded.hash), pending: recorded.pending } : null;
     const where = `e.stream = ${client.escapeLiteral(stream)}${upToSeq === undefined ? '' : ` and e.seq <= ${upToSeq}`}`;
     const sql = `copy (select ${EXPORT_COLUMNS.map((c) => `e.${c}`).join(', ')} from chainlog.events e where ${where} order by e.seq, e.id) to stdout (format binary)`;
     // A second scan, when the first used workers and found a problem, reads the same rows: one snapshot.

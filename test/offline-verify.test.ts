@@ -123,6 +123,23 @@ describe('verifyOffline() from the database', () => {
     }
   });
 
+  it('inside the transaction appending several events to the stream, agrees with chainlog.verify(): ok', async () => {
+    await seedStream(db.pool, 'own-tx', 2);
+    const client = await db.connect(); // closed with the file's other clients
+    await client.query('begin');
+    for (let i = 0; i < 3; i++) await client.query(`select chainlog.append('E', 'CREATE', 'own-tx')`);
+    // The head is recorded at commit: inside, the view says so; outside, nobody sees it pending.
+    const inside = await client.query(`select head_seq::int, head_pending from chainlog.streams where stream = 'own-tx'`);
+    expect(inside.rows).toEqual([{ head_seq: 3, head_pending: true }]);
+    const outside = await db.query(`select head_seq::int, head_pending from chainlog.streams where stream = 'own-tx'`);
+    expect(outside.rows).toEqual([{ head_seq: 2, head_pending: false }]);
+    const sql = (await client.query(`select ok, checked::int from chainlog.verify('own-tx')`)).rows[0];
+    expect(sql).toEqual({ ok: true, checked: 5 });
+    expect(await verifyOffline({ db: client, stream: 'own-tx' })).toMatchObject({ ok: true, checked: 5, problem: null });
+    await client.query('commit');
+    expect(await verifyOffline({ db: db.pool, stream: 'own-tx' })).toMatchObject({ ok: true, checked: 5 });
+  });
+
   it('leaves a client joined inside a transaction with its own session settings', async () => {
     const client = await db.connect();
     await client.query(`set timezone = 'Asia/Tokyo'`);

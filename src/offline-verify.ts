@@ -186,11 +186,18 @@ class CsvParser implements Parser {
     let row = this.row;
     let out = row.reserve(this.p, chunk.length + 2);
     let { field, p, state, quoted } = this;
-    for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i]!;
+    const n = chunk.length;
+    for (let i = 0; i < n; i++) {
+      let c = chunk[i]!;
       if (state === 2) {
-        if (c === 34) state = 3;
-        else out[p++] = c;
+        // Inside quotes: copy up to the next quote in one tight loop.
+        while (c !== 34) {
+          out[p++] = c;
+          if (++i === n) break;
+          c = chunk[i]!;
+        }
+        if (i === n) break;
+        state = 3;
         continue;
       }
       if (state === 3) {
@@ -224,8 +231,13 @@ class CsvParser implements Parser {
         state = 2;
         quoted = true;
       } else {
+        // Unquoted text: copy up to the next delimiter in one tight loop; the delimiter is handled above.
         state = 1;
         out[p++] = c;
+        while (i + 1 < n && (c = chunk[i + 1]!) !== 44 && c !== 10) {
+          out[p++] = c;
+          i++;
+        }
       }
     }
     this.row = row;

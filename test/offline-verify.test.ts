@@ -258,4 +258,22 @@ describe('verifyOfflineFile() from an export', () => {
       expect(await verifyOfflineFile({ input: oneByOne, format })).toMatchObject({ ok: true, checked: 6 });
     }
   });
+
+  it('reads a CSV file whose lines end in CRLF, at once and byte by byte, and still finds an edit', async () => {
+    await seedStream(db.pool, 'file-crlf', 5);
+    const chunks: Buffer[] = [];
+    const out = new PassThrough();
+    out.on('data', (c: Buffer) => chunks.push(c));
+    await exportEvents({ db: db.pool, stream: 'file-crlf', format: 'csv', output: out });
+    // The seeded values hold no newline, so every LF ends a line.
+    const crlf = Buffer.from(Buffer.concat(chunks).toString('utf8').replace(/\n/g, '\r\n'));
+    const oneByOne = (bytes: Buffer) =>
+      Readable.from((function* () {
+        for (let i = 0; i < bytes.length; i++) yield bytes.subarray(i, i + 1);
+      })());
+    expect(await verifyOfflineFile({ input: Readable.from([crlf]), format: 'csv' })).toMatchObject({ ok: true, checked: 5 });
+    expect(await verifyOfflineFile({ input: oneByOne(crlf), format: 'csv' })).toMatchObject({ ok: true, checked: 5 });
+    const edited = Buffer.from(crlf.toString('utf8').replace('seed event 4"', 'seed event 5"'));
+    expect(await verifyOfflineFile({ input: oneByOne(edited), format: 'csv' })).toMatchObject({ ok: false, problem: 'modified', firstBadSeq: 4 });
+  });
 });

@@ -11,6 +11,22 @@ import { VECTORS_PATH, type VectorFile } from './vectors/generate.js';
 
 const db = useChainlogDatabase();
 
+/** A stream exported into memory: its bytes, and the head exportEvents() reports. */
+async function exported(stream: string, format: 'csv' | 'ndjson') {
+  const chunks: Buffer[] = [];
+  const out = new PassThrough();
+  out.on('data', (c: Buffer) => chunks.push(c));
+  const result = await exportEvents({ db: db.pool, stream, format, output: out });
+  return { bytes: Buffer.concat(chunks), expectedHead: { seq: result.headSeq, hash: result.headHash } };
+}
+
+/** The bytes as a stream of one-byte chunks: every value and line ends at a chunk boundary somewhere. */
+function byteByByte(bytes: Buffer): Readable {
+  return Readable.from((function* () {
+    for (let i = 0; i < bytes.length; i++) yield bytes.subarray(i, i + 1);
+  })());
+}
+
 /** chainlog.verify() in the report shape of verifyOffline(). */
 async function sqlVerify(stream: string, upToSeq?: number): Promise<VerifyReport> {
   const { rows } = await db.query(
@@ -57,12 +73,8 @@ describe('verifyOffline() from the database', () => {
     const intact = { stream: 'varied', ok: true, checked: vectors.length, firstBadSeq: null, problem: null, detail: null };
     expect(await verifyOffline({ db: db.pool, stream: 'varied' })).toEqual(intact);
     for (const format of ['csv', 'ndjson'] as const) {
-      const out = new PassThrough();
-      const chunks: Buffer[] = [];
-      out.on('data', (c: Buffer) => chunks.push(c));
-      const result = await exportEvents({ db: db.pool, stream: 'varied', format, output: out });
-      const expectedHead = { seq: result.headSeq, hash: result.headHash };
-      expect(await verifyOfflineFile({ input: Readable.from([Buffer.concat(chunks)]), format, expectedHead }), format).toEqual(intact);
+      const { bytes, expectedHead } = await exported('varied', format);
+      expect(await verifyOfflineFile({ input: Readable.from([bytes]), format, expectedHead }), format).toEqual(intact);
     }
   });
 
@@ -156,43 +168,31 @@ describe('verifyOfflineFile() from an export', () => {
   it('verifies an intact CSV and NDJSON export, with and without the expected head', async () => {
     await seedStream(db.pool, 'file-intact', 25);
     for (const format of ['csv', 'ndjson'] as const) {
-      const chunks: Buffer[] = [];
-      const out = new (await import('node:stream')).PassThrough();
-      out.on('data', (c: Buffer) => chunks.push(c));
-      const result = await exportEvents({ db: db.pool, stream: 'file-intact', format, output: out });
-      const bytes = Buffer.concat(chunks);
+      const { bytes, expectedHead } = await exported('file-intact', format);
       const expected = { stream: 'file-intact', ok: true, checked: 25, firstBadSeq: null, problem: null, detail: null };
       expect(await verifyOfflineFile({ input: Readable.from([bytes]), format })).toEqual(expected);
-      expect(
-        await verifyOfflineFile({ input: Readable.from([bytes]), format, expectedHead: { seq: result.headSeq, hash: result.headHash } }),
-      ).toEqual(expected);
+      expect(await verifyOfflineFile({ input: Readable.from([bytes]), format, expectedHead })).toEqual(expected);
     }
   });
 
   it('a file cut short verifies only against the expected head: truncated', async () => {
     await seedStream(db.pool, 'file-cut', 10);
-    const chunks: Buffer[] = [];
-    const out = new (await import('node:stream')).PassThrough();
-    out.on('data', (c: Buffer) => chunks.push(c));
-    const result = await exportEvents({ db: db.pool, stream: 'file-cut', format: 'ndjson', output: out });
-    const lines = Buffer.concat(chunks).toString('utf8').split('\n').slice(0, 6).join('\n') + '\n';
+    const { bytes, expectedHead } = await exported('file-cut', 'ndjson');
+    const lines = bytes.toString('utf8').split('\n').slice(0, 6).join('\n') + '\n';
     expect(await verifyOfflineFile({ input: Readable.from([Buffer.from(lines)]), format: 'ndjson' })).toMatchObject({ ok: true, checked: 6 });
     expect(
       await verifyOfflineFile({
         input: Readable.from([Buffer.from(lines)]),
         format: 'ndjson',
-        expectedHead: { seq: result.headSeq, hash: result.headHash },
+        expectedHead,
       }),
     ).toMatchObject({ ok: false, problem: 'truncated', firstBadSeq: 7 });
   });
 
   it('an edit made to the file itself is found: modified', async () => {
     await seedStream(db.pool, 'file-edit', 10);
-    const chunks: Buffer[] = [];
-    const out = new (await import('node:stream')).PassThrough();
-    out.on('data', (c: Buffer) => chunks.push(c));
-    await exportEvents({ db: db.pool, stream: 'file-edit', format: 'csv', output: out });
-    const edited = Buffer.from(Buffer.concat(chunks).toString('utf8').replace('seed event 6"', 'seed event 7"'));
+    const { bytes } = await exported('file-edit', 'csv');
+    const edited = Buffer.from(bytes.toString('utf8').replace('seed event 6"', 'seed event 7"'));
     expect(await verifyOfflineFile({ input: Readable.from([edited]), format: 'csv' })).toMatchObject({
       ok: false,
       problem: 'modified',
@@ -221,11 +221,7 @@ describe('verifyOfflineFile() from an export', () => {
 
   it('reads NDJSON whose lines carry keys it does not know, before and among its own', async () => {
     await seedStream(db.pool, 'file-keys', 6);
-    const chunks: Buffer[] = [];
-    const out = new PassThrough();
-    out.on('data', (c: Buffer) => chunks.push(c));
-    await exportEvents({ db: db.pool, stream: 'file-keys', format: 'ndjson', output: out });
-    const lines = Buffer.concat(chunks).toString('utf8').trimEnd().split('\n');
+    const lines = (await exported('file-keys', 'ndjson')).bytes.toString('utf8').trimEnd().split('\n');
     const extended = lines.map((l) => l.replace(/^\{/, '{"note": "added", ').replace('"actor":', '"extra": [1, {"a": "}"}], "actor":'));
     expect(extended[0]).toMatch(/^\{"note": "added", .*"extra": \[1, .*"actor":/);
     expect(await verifyOfflineFile({ input: Readable.from([Buffer.from(extended.join('\n') + '\n')]), format: 'ndjson' })).toMatchObject({
@@ -247,33 +243,18 @@ describe('verifyOfflineFile() from an export', () => {
        values ('file-bytes', E'tab\\there, "quoted"\\nnewline', 'X', 'CREATE', E'back\\\\slash', '{"k": "é\\\\u0001 \\"q\\""}')`,
     );
     for (const format of ['csv', 'ndjson'] as const) {
-      const chunks: Buffer[] = [];
-      const out = new (await import('node:stream')).PassThrough();
-      out.on('data', (c: Buffer) => chunks.push(c));
-      await exportEvents({ db: db.pool, stream: 'file-bytes', format, output: out });
-      const bytes = Buffer.concat(chunks);
-      const oneByOne = Readable.from((function* () {
-        for (let i = 0; i < bytes.length; i++) yield bytes.subarray(i, i + 1);
-      })());
-      expect(await verifyOfflineFile({ input: oneByOne, format })).toMatchObject({ ok: true, checked: 6 });
+      const { bytes } = await exported('file-bytes', format);
+      expect(await verifyOfflineFile({ input: byteByByte(bytes), format })).toMatchObject({ ok: true, checked: 6 });
     }
   });
 
   it('reads a CSV file whose lines end in CRLF, at once and byte by byte, and still finds an edit', async () => {
     await seedStream(db.pool, 'file-crlf', 5);
-    const chunks: Buffer[] = [];
-    const out = new PassThrough();
-    out.on('data', (c: Buffer) => chunks.push(c));
-    await exportEvents({ db: db.pool, stream: 'file-crlf', format: 'csv', output: out });
     // The seeded values hold no newline, so every LF ends a line.
-    const crlf = Buffer.from(Buffer.concat(chunks).toString('utf8').replace(/\n/g, '\r\n'));
-    const oneByOne = (bytes: Buffer) =>
-      Readable.from((function* () {
-        for (let i = 0; i < bytes.length; i++) yield bytes.subarray(i, i + 1);
-      })());
+    const crlf = Buffer.from((await exported('file-crlf', 'csv')).bytes.toString('utf8').replace(/\n/g, '\r\n'));
     expect(await verifyOfflineFile({ input: Readable.from([crlf]), format: 'csv' })).toMatchObject({ ok: true, checked: 5 });
-    expect(await verifyOfflineFile({ input: oneByOne(crlf), format: 'csv' })).toMatchObject({ ok: true, checked: 5 });
+    expect(await verifyOfflineFile({ input: byteByByte(crlf), format: 'csv' })).toMatchObject({ ok: true, checked: 5 });
     const edited = Buffer.from(crlf.toString('utf8').replace('seed event 4"', 'seed event 5"'));
-    expect(await verifyOfflineFile({ input: oneByOne(edited), format: 'csv' })).toMatchObject({ ok: false, problem: 'modified', firstBadSeq: 4 });
+    expect(await verifyOfflineFile({ input: byteByByte(edited), format: 'csv' })).toMatchObject({ ok: false, problem: 'modified', firstBadSeq: 4 });
   });
 });

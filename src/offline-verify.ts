@@ -926,11 +926,16 @@ function validateWorkers(workers: number | undefined): void {
   }
 }
 
+/** The worker threads used for a large input by default: one fewer than the cores, at most 4. */
+export function defaultContentWorkers(): number {
+  return Math.min(4, availableParallelism() - 1);
+}
+
 /** How many content-check workers to start; see VerifyOfflineOptions.workers. */
 function workerCount(requested: number | undefined, customSha256: boolean, large: boolean): number {
   if (customSha256) return 0;
   if (requested !== undefined) return requested;
-  return large ? Math.min(4, availableParallelism() - 1) : 0;
+  return large ? defaultContentWorkers() : 0;
 }
 
 /**

@@ -38,9 +38,9 @@ function hashVariants(count: number): Variant[] {
 
 async function loadVerifyOffline() {
   try {
-    const { verifyOffline, verifyOfflineFile } = await import('../../src/offline-verify.js');
+    const { verifyOffline, verifyOfflineFile, defaultContentWorkers } = await import('../../src/offline-verify.js');
     const { exportEvents } = await import('../../src/export.js');
-    return Object.assign(verifyOffline, { verifyOfflineFile, exportEvents });
+    return { verifyOffline, verifyOfflineFile, defaultContentWorkers, exportEvents };
   } catch (e) {
     throw new SkipWorkload(`src/offline-verify.js cannot be loaded yet (${(e as Error).message.split('\n')[0]})`);
   }
@@ -51,10 +51,10 @@ export const offlineWorkloads: Workload[] = [
     id: '8',
     title: 'offline verify in Node, and the SHA-256 throughput that bounds it',
     run: async (ctx: BenchContext): Promise<Figure[]> => {
-      let verifyOffline: Awaited<ReturnType<typeof loadVerifyOffline>> | undefined;
+      let lib: Awaited<ReturnType<typeof loadVerifyOffline>> | undefined;
       let skipped: string | undefined;
       try {
-        verifyOffline = await loadVerifyOffline();
+        lib = await loadVerifyOffline();
       } catch (e) {
         if (!(e instanceof SkipWorkload)) throw e;
         skipped = e.message;
@@ -79,8 +79,8 @@ export const offlineWorkloads: Workload[] = [
       const csv = path.join(dir, 'events.csv');
       let samples: Awaited<ReturnType<typeof alternate>>;
       try {
-        if (verifyOffline) {
-          const run = verifyOffline;
+        if (lib) {
+          const run = lib;
           await run.exportEvents({ db: client, stream: STREAM, format: 'csv', output: csv });
           // Each run must find every event intact: a verifier that stopped early would look fast.
           const verifying = (name: string, what: string, verify: () => Promise<{ ok: boolean; checked: number }>): Variant => ({
@@ -92,8 +92,8 @@ export const offlineWorkloads: Workload[] = [
             },
           });
           variants.unshift(
-            verifying('offline', 'verifyOffline()', () => run({ db: client, stream: STREAM })),
-            verifying('offline w0', 'verifyOffline()', () => run({ db: client, stream: STREAM, workers: 0 })),
+            verifying('offline', 'verifyOffline()', () => run.verifyOffline({ db: client, stream: STREAM })),
+            verifying('offline w0', 'verifyOffline()', () => run.verifyOffline({ db: client, stream: STREAM, workers: 0 })),
             verifying('file', 'verifyOfflineFile()', () => run.verifyOfflineFile({ path: csv })),
             verifying('file w0', 'verifyOfflineFile()', () => run.verifyOfflineFile({ path: csv, workers: 0 })),
           );
@@ -111,7 +111,7 @@ export const offlineWorkloads: Workload[] = [
       }));
       const read = { series: series('read the same rows: binary COPY TO STDOUT into Node, unparsed (floor)', 'events/s', samples.read!) };
       const size = n.toLocaleString('en');
-      if (!verifyOffline) {
+      if (!lib) {
         return [
           figure({
             id: '8',
@@ -132,7 +132,7 @@ export const offlineWorkloads: Workload[] = [
           baselines: [read, ...hashes],
           notes: [
             'Each event takes two SHA-256 computations (its data digest and its canonical bytes), so hashing alone caps verification at half the hash rate.',
-            `By default the hashes are recomputed on ${Math.min(4, os.availableParallelism() - 1)} worker thread(s) here (one fewer than the cores, at most 4), while the main thread reads, encodes and checks the links.`,
+            `By default the hashes are recomputed on ${lib.defaultContentWorkers()} worker thread(s) here (one fewer than the cores, at most 4), while the main thread reads, encodes and checks the links.`,
           ],
           judged: !ctx.quick,
         }),

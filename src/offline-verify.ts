@@ -53,6 +53,11 @@ export interface VerifyProgress {
   rows: number;
   /** Bytes read so far. */
   bytes: number;
+  /**
+   * 1, or 2 while the input is read a second time: when worker threads found the chain broken, it is
+   * read again on one thread to name and classify the first problem, and rows and bytes start over.
+   */
+  pass: 1 | 2;
 }
 
 /**
@@ -943,20 +948,21 @@ function workerCount(requested: number | undefined, customSha256: boolean, large
  * pooled scan finds anything wrong (or cannot use workers) the result comes from `scan()` on this
  * thread alone, which names and classifies the first problem.
  */
-async function withContentWorkers(workers: number, scan: (pool?: ContentCheckPool) => Promise<Scanner>): Promise<Scanner> {
-  if (workers > 0) {
-    const pool = new ContentCheckPool(workers);
-    let scanner: Scanner;
-    let contentOk: boolean;
-    try {
-      scanner = await scan(pool);
-      contentOk = await pool.finish();
-    } finally {
-      await pool.close();
-    }
-    if (contentOk && scanner.k === null) return scanner;
+async function withContentWorkers(
+  workers: number,
+  scan: (pool: ContentCheckPool | undefined, pass: 1 | 2) => Promise<Scanner>,
+): Promise<Scanner> {
+  if (workers === 0) return scan(undefined, 1);
+  const pool = new ContentCheckPool(workers);
+  let scanner: Scanner;
+  let contentOk: boolean;
+  try {
+    scanner = await scan(pool, 1);
+    contentOk = await pool.finish();
+  } finally {
+    await pool.close();
   }
-  return scan();
+  return contentOk && scanner.k === null ? scanner : scan(undefined, 2);
 }
 
 // Every value as its type's output function prints it (as COPY does), not parsed by the driver.
@@ -1003,14 +1009,14 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
     const where = `e.stream = ${client.escapeLiteral(stream)}${upToSeq === undefined ? '' : ` and e.seq <= ${upToSeq}`}`;
     const sql = `copy (select ${EXPORT_COLUMNS.map((c) => `e.${c}`).join(', ')} from chainlog.events e where ${where} order by e.seq, e.id) to stdout (format binary)`;
     // A second scan, when the first used workers and found a problem, reads the same rows: one snapshot.
-    const scan = async (pool?: ContentCheckPool) => {
+    const scan = async (pool: ContentCheckPool | undefined, pass: 1 | 2) => {
       const scanner = new Scanner({ columns: EXPORT_COLUMNS, sha256, limitSeq, fromSeq: 1, collectNeighbours: false, binary: true, contentPool: pool });
       const parser = new BinaryCopyParser(new RowBuffer(EXPORT_COLUMNS.length), scanner.row);
       let bytes = 0;
       for await (const chunk of client.query(copyTo(sql)) as AsyncIterable<Buffer>) {
         parser.push(chunk);
         bytes += chunk.length;
-        onProgress?.({ rows: scanner.rows, bytes });
+        onProgress?.({ rows: scanner.rows, bytes, pass });
         if (pool) await pool.backpressure();
       }
       parser.end();
@@ -1116,7 +1122,7 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
     };
   };
 
-  const scan = async (pool?: ContentCheckPool): Promise<Scanner> => {
+  const scan = async (pool: ContentCheckPool | undefined, pass: 1 | 2): Promise<Scanner> => {
     scanner = undefined;
     let parser: Parser;
     if (format === 'ndjson') {
@@ -1137,14 +1143,16 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
     for await (const chunk of source as AsyncIterable<Uint8Array>) {
       parser.push(chunk);
       bytes += chunk.length;
-      onProgress?.({ rows: scanner?.rows ?? 0, bytes });
+      onProgress?.({ rows: scanner?.rows ?? 0, bytes, pass });
       if (pool) await pool.backpressure();
     }
     parser.end();
     return scanner ?? makeScanner(EXPORT_COLUMNS);
   };
-  const large = path !== undefined && input === undefined && (await stat(path)).size >= WORKERS_FROM_BYTES;
-  const s = await withContentWorkers(input === undefined ? workerCount(options.workers, options.sha256 !== undefined, large) : 0, scan);
+  // The file's size decides only the default; a stream passed as input is never read twice by workers.
+  const custom = options.sha256 !== undefined;
+  const large = async () => options.workers === undefined && !custom && (await stat(path!)).size >= WORKERS_FROM_BYTES;
+  const s = await withContentWorkers(input === undefined ? workerCount(options.workers, custom, await large()) : 0, scan);
 
   const stream = wanted ?? options.stream ?? '';
   if (s.rows === 0 && !expectedHead) throw new FormatError(`the file holds no events${wanted ? ` of stream "${wanted}"` : ''}`);

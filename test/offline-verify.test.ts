@@ -85,6 +85,26 @@ describe('verifyOffline() from the database', () => {
     expect(seen.at(-1)).toBe(300);
   });
 
+  it('numbers its passes in progress: a chain the worker threads find broken is read again, from row 0', async () => {
+    await seedStream(db.pool, 'progress-passes', 2000);
+    const passes = async () => {
+      const seen: { rows: number; pass: number }[] = [];
+      const report = await verifyOffline({ db: db.pool, stream: 'progress-passes', workers: 1, onProgress: ({ rows, pass }) => seen.push({ rows, pass }) });
+      return { report, seen };
+    };
+    const intact = await passes();
+    expect(intact.report.ok).toBe(true);
+    expect(new Set(intact.seen.map((p) => p.pass))).toEqual(new Set([1]));
+
+    await asAttacker(db.pool, `update chainlog.events set actor = 'mallory' where stream = 'progress-passes' and seq = 1500`);
+    const broken = await passes();
+    expect(broken.report).toMatchObject({ ok: false, firstBadSeq: 1500 });
+    const second = broken.seen.filter((p) => p.pass === 2);
+    expect(broken.seen.slice(0, broken.seen.length - second.length).every((p) => p.pass === 1)).toBe(true);
+    expect(second.length).toBeGreaterThan(0);
+    expect(second[0]!.rows).toBeLessThan(broken.seen[broken.seen.length - second.length - 1]!.rows);
+  });
+
   it('refuses an unknown stream with LC005, like chainlog.verify()', async () => {
     await expect(verifyOffline({ db: db.pool, stream: 'no-such-stream' })).rejects.toMatchObject({ code: 'LC005' });
   });

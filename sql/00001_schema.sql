@@ -7,6 +7,12 @@
 -- postgres-migrations keeps its own bookkeeping in an unqualified `migrations` table; chainlog's
 -- migrate() creates this schema first and runs with search_path = chainlog, so that table is
 -- chainlog.migrations and nothing is added to the application's schemas.
+--
+-- Every PL/pgSQL function here has `set search_path = pg_catalog, pg_temp` and writes the names of
+-- tables and functions with their schema. The temporary schema is named, and named last, on purpose:
+-- left out of search_path (as with search_path = ''), PostgreSQL searches the session's pg_temp
+-- FIRST for types and tables, so any role could create pg_temp.text or pg_temp.bytea and have its
+-- code run inside a SECURITY DEFINER function with chainlog's rights.
 
 do $$
 begin

@@ -4,10 +4,11 @@
 -- them, and the test vectors in test/vectors/format-v1.json check them against the TypeScript
 -- implementation in src/format.ts.
 --
--- Why these functions have no `set search_path = ''` (the exception to chainlog's rule): they are
+-- Why these functions have no `set search_path` (the exception to chainlog's rule): they are
 -- LANGUAGE sql so the planner inlines them into the trigger and into verify()'s scan, and a SET clause
 -- would prevent inlining and cost a settings save/restore per row. Every function and operator in
--- them is therefore written with its schema, so search_path cannot change what they compute.
+-- them is therefore written with its schema, and their bodies are parsed when they are created (RETURN
+-- ...), so neither search_path nor a look-alike type in pg_temp can change what they compute.
 -- They are declared STABLE, not IMMUTABLE, only because convert_to() is STABLE and the planner
 -- does not inline an IMMUTABLE function whose body is less so.
 

@@ -23,7 +23,7 @@
 -- TRUNCATE/ANALYZE of an empty table. Called at most a few times per transaction.
 create function chainlog.last_event(stream text, out seq bigint, out hash bytea)
 language sql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 set enable_seqscan = off
 set enable_bitmapscan = off
 set enable_sort = off
@@ -54,7 +54,7 @@ comment on function chainlog.last_event(text) is
 create function chainlog._chain_first(e chainlog.events) returns chainlog.events
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 set enable_seqscan = off
 as $$
 declare
@@ -155,7 +155,7 @@ $$;
 create function chainlog._settle_head() returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 set enable_seqscan = off
 as $$
 declare
@@ -201,7 +201,7 @@ create constraint trigger stream_heads_settle
 -- A recorded head never moves backwards.
 create function chainlog._guard_stream_head() returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- The trigger's WHEN clause calls this only for an update that moves a head back or renames it.
@@ -222,14 +222,17 @@ create trigger stream_heads_forward_only
 -- rejections, the head carried in settings, and the format functions inlined into two expressions.
 -- It is neither SECURITY DEFINER nor has a SET clause, because either costs a context switch or a
 -- settings save/restore per row; the step that needs chainlog's own privileges, _chain_first(), is
--- security definer and runs at most twice per transaction and stream. Names are schema-qualified.
+-- security definer and runs at most twice per transaction and stream. Names are schema-qualified,
+-- types included: without a SET clause it resolves them with the caller's search_path, which puts the
+-- session's temporary schema first for types, and it also runs with chainlog's rights when
+-- begin_maintenance() inserts (a look-alike pg_temp.text there would run its code as the owner).
 create function chainlog._chain_event() returns trigger
 language plpgsql
 as $$
 declare
-  actor_from_role boolean := false;
-  ignored text;
-  carried text;
+  actor_from_role pg_catalog.bool := false;
+  ignored pg_catalog.text;
+  carried pg_catalog.text;
 begin
   if new.seq is not null or new.recorded_at is not null or new.prev_hash is not null
      or new.hash is not null or new.data_digest is not null or new.format_version is not null then
@@ -276,9 +279,9 @@ begin
   end if;
 
   -- Not the first event of this stream in this transaction: chain it on the carried head.
-  if pg_catalog.current_setting('chainlog.head_stream', true) = new.stream then
+  if pg_catalog.current_setting('chainlog.head_stream', true) operator(pg_catalog.=) new.stream then
     carried := pg_catalog.current_setting('chainlog.head');   -- the hash in hex, then the seq
-    new.seq := pg_catalog.substr(carried, 65)::bigint + 1;
+    new.seq := pg_catalog.substr(carried, 65)::pg_catalog.int8 operator(pg_catalog.+) 1;
     new.recorded_at := pg_catalog.clock_timestamp();
     new.format_version := 1;
     new.prev_hash := pg_catalog.decode(pg_catalog.left(carried, 64), 'hex');
@@ -288,7 +291,7 @@ begin
       new.stream, new.occurred_at, new.actor, new.actor_type, new.event_type, new.action,
       new.result, new.resource_type, new.resource_id, new.source_ip, new.request_id));
     -- An assignment, not PERFORM: PL/pgSQL evaluates it on its fast path for simple expressions.
-    ignored := pg_catalog.set_config('chainlog.head', pg_catalog.encode(new.hash, 'hex') operator(pg_catalog.||) new.seq::text, true);
+    ignored := pg_catalog.set_config('chainlog.head', pg_catalog.encode(new.hash, 'hex') operator(pg_catalog.||) new.seq::pg_catalog.text, true);
     return new;
   end if;
 
@@ -302,7 +305,7 @@ $$;
 -- Reads an inet from a setting and says which setting is wrong when it is not one.
 create function chainlog._setting_inet(setting_name text) returns inet
 language plpgsql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   raw text := nullif(pg_catalog.current_setting(setting_name, true), '');
@@ -320,7 +323,7 @@ create function chainlog._reject_invalid_event(
   stream text, event_type text, action text, actor text, actor_type text, result text,
   occurred_at timestamptz) returns void
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if stream is null or stream = '' then

@@ -11,7 +11,7 @@
 
 create function chainlog._refuse_change() returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   raise exception 'chainlog: % on %.% is not allowed: the audit log is append-only', tg_op, tg_table_schema, tg_table_name
@@ -43,7 +43,7 @@ create trigger stream_heads_no_truncate
 create function chainlog.begin_maintenance(reason text) returns bigint
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   event_id bigint;
@@ -74,7 +74,7 @@ revoke all on schema chainlog_guard from public;
 
 create function chainlog_guard.refuse_disabling_triggers() returns event_trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   disabled text;
@@ -98,7 +98,7 @@ $$;
 
 create function chainlog_guard.refuse_dropping_chainlog() returns event_trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   dropped text;

@@ -27,7 +27,7 @@ return coalesce(
 -- keeps the planner from turning it into a serial index scan.
 create function chainlog._first_bad_content(p_stream text, limit_seq bigint) returns setof bigint
 language plpgsql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   return query
@@ -42,7 +42,7 @@ returns table (ok boolean, checked bigint, first_bad_seq bigint, problem text, d
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   p_stream constant text := verify.stream;
@@ -219,7 +219,7 @@ returns table (stream text, ok boolean, checked bigint, first_bad_seq bigint, pr
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   s text;

@@ -20,7 +20,7 @@ language sql
 -- Invoker's rights: append() is INSERT with named parameters, so the caller needs INSERT on
 -- chainlog.events (chainlog_writer has it), and actor defaults to the caller's session_user.
 security invoker
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 begin atomic
   insert into chainlog.events as e
     (event_type, action, stream, actor, actor_type, result, resource_type, resource_id,

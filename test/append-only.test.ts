@@ -86,6 +86,61 @@ describe('roles', () => {
   });
 });
 
+describe('look-alike types in the temporary schema', () => {
+  // Any role may create types in its session's pg_temp, which PostgreSQL searches first for type names
+  // unless search_path names it. A domain called pg_temp.text whose CHECK calls the role's own function
+  // would run that function wherever chainlog code says `text` without its schema: inside a SECURITY
+  // DEFINER function, with the owner's rights (here a superuser's).
+  const SHADOWED = ['text', 'bytea', 'tid', 'inet', 'timestamptz', 'jsonb', 'xid8'];
+
+  /** Runs `statements` as `role` in one committed transaction on a new session that has the traps. */
+  async function withTraps(role: string, statements: string[]): Promise<void> {
+    const client = await db.connect();
+    try {
+      await client.query('begin');
+      await client.query(`set local role ${role}`);
+      await client.query(`
+        create function pg_temp.trap() returns boolean language plpgsql as $$
+        begin
+          if current_user <> '${role}' then
+            raise exception 'pg_temp code ran as % (session role ${role})', current_user;
+          end if;
+          return true;
+        end $$`);
+      for (const type of SHADOWED) await client.query(`create domain pg_temp.${type} as pg_catalog.${type} check (pg_temp.trap())`);
+      for (const sql of statements) await client.query(sql);
+      await client.query('commit');
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('never run with chainlog\'s rights: not for a reader, a writer or an admin', async () => {
+    await db.query(`select chainlog.append('E', 'CREATE', 'trap-read')`);
+    await withTraps('chainlog_reader', [
+      `select * from chainlog.verify('trap-read')`,
+      `select * from chainlog.verify_all()`,
+      `select * from chainlog.streams`,
+    ]);
+    await withTraps('chainlog_writer', [
+      // A new stream, then the same stream again (the head is marked pending, then carried) and the
+      // settle at commit: every path of the chain trigger.
+      `insert into chainlog.events (stream, event_type, action) values ('trap-write', 'E', 'CREATE')`,
+      `insert into chainlog.events (stream, event_type, action, payload, source_ip)
+       select 'trap-write', 'E', 'UPDATE', jsonb_build_object('n', g), '203.0.113.7' from generate_series(1, 3) g`,
+      `select * from chainlog.append('E', 'CREATE', 'trap-write')`,
+    ]);
+    // The admin's own insert compiles the chain trigger in this session first; begin_maintenance() then
+    // runs that same compiled trigger with the owner's rights.
+    await withTraps('chainlog_admin', [
+      `insert into chainlog.events (stream, event_type, action) values ('trap-admin', 'E', 'CREATE')`,
+      `select chainlog.begin_maintenance('trap test')`,
+    ]);
+    const { rows } = await db.query(`select ok, checked::int from chainlog.verify('trap-write')`);
+    expect(rows).toEqual([{ ok: true, checked: 5 }]);
+  });
+});
+
 describe('DDL that would switch the protection off (event triggers, installed by a superuser)', () => {
   it.each([
     ['disabling the chain trigger', 'alter table chainlog.events disable trigger zz_chainlog_chain'],

@@ -16,7 +16,10 @@
 --     event of that stream in the transaction costs no lookup and no lock: the insert cost does not
 --     grow with the transaction or the table.
 -- Settings set with is_local roll back with a failed savepoint and vanish at transaction end, so the
--- carried head is never stale.
+-- carried head is never stale. They are not private, though: any role can set them. A writer that
+-- does so chains its own later events of the transaction on a head of its choosing, which verify()
+-- then reports as a broken chain (detected, not prevented: docs/THREAT-MODEL.md). The recorded head
+-- never comes from them: the settle at commit reads the stored last event.
 
 -- The last event of a stream, by seq. The planner settings make this an index scan whatever the
 -- statistics say: a prototype's cached plan flipped to a full scan + sort per insert after
@@ -78,7 +81,7 @@ begin
     select h.head_seq, h.head_hash, h.ctid, h.recorded_by = pg_catalog.pg_current_xact_id()
       into head_seq, head_hash, head_row, recorded_here
       from chainlog.stream_heads h
-     where h.stream = e.stream and not h.pending
+     where h.stream = e.stream and not (h.pending and h.recorded_by = pg_catalog.pg_current_xact_id())
        for no key update;
     if found then
       -- This transaction recorded this head itself, at its last event of the stream: this is its next
@@ -99,7 +102,8 @@ begin
     -- the settle is queued; our own latest event is the head (the carried head was for another stream).
     -- Test `pending` itself: this statement has a newer snapshot than the one above, so a row another
     -- writer committed in between may be visible here too, and that one is not ours.
-    perform from chainlog.stream_heads h where h.stream = e.stream and h.pending;
+    perform from chainlog.stream_heads h
+      where h.stream = e.stream and h.pending and h.recorded_by = pg_catalog.pg_current_xact_id();
     if found then
       select l.seq, l.hash into head_seq, head_hash from chainlog.last_event(e.stream) l;
       record_head := false;
@@ -161,7 +165,6 @@ as $$
 declare
   final_seq bigint;
   final_hash bytea;
-  carried text;
   ignored text;
 begin
   if pg_catalog.current_setting('chainlog.claiming', true) = 'on' then
@@ -169,13 +172,10 @@ begin
       using errcode = 'LC007',
             hint = 'chainlog records each stream''s head at commit through a deferred trigger. Do not run SET CONSTRAINTS ALL IMMEDIATE in a transaction that writes events; name the constraints you need instead.';
   end if;
-  if pg_catalog.current_setting('chainlog.head_stream', true) = new.stream then
-    carried := pg_catalog.current_setting('chainlog.head');
-    final_hash := pg_catalog.decode(pg_catalog.left(carried, 64), 'hex');
-    final_seq := pg_catalog.substr(carried, 65)::bigint;
-  else
-    select e.seq, e.hash into final_seq, final_hash from chainlog.last_event(new.stream) e;
-  end if;
+  -- The stored last event, not the head carried in the settings: any role can set those, and a head
+  -- recorded from a forged setting would name an event that does not exist. One index probe per
+  -- transaction and stream.
+  select e.seq, e.hash into final_seq, final_hash from chainlog.last_event(new.stream) e;
 
   update chainlog.stream_heads h
      set head_seq = coalesce(final_seq, 0),

@@ -50,7 +50,9 @@ declare
   recorded_seq bigint;
   recorded_hash bytea;
   -- A pending head is visible only inside the transaction that is appending to the stream: the head
-  -- is recorded at its commit, so events beyond it are this transaction's own, not forgeries.
+  -- is recorded at its commit, so events beyond it are this transaction's own, not forgeries. Only
+  -- the row's own transaction counts as pending: a pending flag committed by tampering must not
+  -- excuse a rewritten tail.
   head_pending boolean;
   bad_content bigint;
   bad_link bigint;
@@ -74,7 +76,9 @@ begin
       using errcode = 'LC006', hint = 'Leave up_to_seq out (NULL) to verify the whole stream.';
   end if;
 
-  select h.head_seq, h.head_hash, h.pending into recorded_seq, recorded_hash, head_pending
+  select h.head_seq, h.head_hash,
+         coalesce(h.pending and h.recorded_by = pg_catalog.pg_current_xact_id_if_assigned(), false)
+    into recorded_seq, recorded_hash, head_pending
     from chainlog.stream_heads h where h.stream = p_stream;
 
   -- 1. Content: the first event whose stored hash or data digest no longer matches its content.

@@ -44,7 +44,8 @@ select h.stream,
        h.head_hash,
        h.created_at,
        h.updated_at as last_appended_at,
-       h.pending as head_pending
+       -- As verify() reads it: only the row's own transaction sees it pending.
+       coalesce(h.pending and h.recorded_by = pg_catalog.pg_current_xact_id_if_assigned(), false) as head_pending
   from chainlog.stream_heads h;
 
 comment on view chainlog.streams is
@@ -88,7 +89,14 @@ grant execute on function chainlog.verify(text, bigint), chainlog.verify_all(),
 -- Writers insert (directly, by COPY or with append()) and read. The chain trigger runs with the
 -- writer's rights and calls these helpers; _chain_first is security definer and writes stream_heads.
 grant chainlog_reader to chainlog_writer;
-grant insert on chainlog.events to chainlog_writer;
+-- Every column but id: INSERT ... OVERRIDING SYSTEM VALUE could otherwise take ids, either ahead of the
+-- identity (later inserts then fail) or already used, which with ON CONFLICT DO NOTHING skips the row
+-- after the chain trigger gave it a seq. The columns chainlog assigns stay in the grant so that
+-- supplying one gets LC001, which names it, rather than a bare permission error.
+grant insert (stream, seq, recorded_at, occurred_at, actor, actor_type, event_type, action, result,
+              resource_type, resource_id, source_ip, request_id, payload, before, after,
+              format_version, data_digest, prev_hash, hash)
+  on chainlog.events to chainlog_writer;
 grant execute on function
   chainlog.append(text, text, text, text, text, text, text, text, jsonb, jsonb, jsonb, timestamptz, inet, text),
   chainlog._chain_first(chainlog.events), chainlog._setting_inet(text),

@@ -80,6 +80,48 @@ describe('roles', () => {
     ).rejects.toMatchObject({ code: '42501' });
   });
 
+  it('chainlog_writer may insert every column but id: it cannot take ids with OVERRIDING SYSTEM VALUE', async () => {
+    const { rows: granted } = await db.query(
+      `select array_agg(column_name::text order by column_name) as cols from information_schema.column_privileges
+        where table_schema = 'chainlog' and table_name = 'events' and grantee = 'chainlog_writer' and privilege_type = 'INSERT'`,
+    );
+    const { rows: all } = await db.query(
+      `select array_agg(attname::text order by attname) as cols from pg_attribute
+        where attrelid = 'chainlog.events'::regclass and attnum > 0 and not attisdropped and attname <> 'id'`,
+    );
+    expect(granted[0].cols).toEqual(all[0].cols);
+
+    await db.query(`select chainlog.append('E', 'CREATE', 'taken-id')`);
+    const { rows: before } = await db.query(`select head_seq from chainlog.streams where stream = 'taken-id'`);
+    // An id already used: with ON CONFLICT DO NOTHING the row would be skipped after it was chained.
+    await expect(
+      asRole(
+        'chainlog_writer',
+        `insert into chainlog.events (id, stream, event_type, action) overriding system value
+         select min(id), 'taken-id', 'E', 'CREATE' from chainlog.events on conflict do nothing`,
+      ),
+    ).rejects.toMatchObject({ code: '42501' });
+    const { rows: after } = await db.query(`select head_seq from chainlog.streams where stream = 'taken-id'`);
+    expect(after).toEqual(before);
+  });
+
+  it('a writer that forges the carried head in its settings cannot make the recorded head name a missing event', async () => {
+    const client = await db.connect();
+    await client.query('begin');
+    await client.query('set local role chainlog_writer');
+    await client.query(`insert into chainlog.events (stream, event_type, action) select 'forged-head', 'E', 'CREATE' from generate_series(1, 3)`);
+    // After its last event: nothing it writes is chained on this, but the settle at commit runs after it.
+    await client.query(`select set_config('chainlog.head', repeat('ab', 32) || '1000', true)`);
+    await client.query('commit');
+    const { rows } = await db.query(
+      `select s.head_seq::int, s.head_hash = e.hash as names_last_event
+         from chainlog.streams s join chainlog.events e on e.stream = s.stream and e.seq = s.head_seq
+        where s.stream = 'forged-head'`,
+    );
+    expect(rows).toEqual([{ head_seq: 3, names_last_event: true }]);
+    expect((await db.query(`select ok from chainlog.verify('forged-head')`)).rows).toEqual([{ ok: true }]);
+  });
+
   it('chainlog_admin can open a maintenance window; a writer cannot', async () => {
     expect(await asRole('chainlog_admin', `select chainlog.begin_maintenance('test') is not null as ok`)).toEqual([{ ok: true }]);
     await expect(asRole('chainlog_writer', `select chainlog.begin_maintenance('test')`)).rejects.toMatchObject({ code: '42501' });

@@ -107,6 +107,18 @@ export const scenarios: TamperScenario[] = [
     expected: { problem: 'modified', firstBadSeq: 10 },
   },
   {
+    name: 'the last event is changed, its hash recomputed and the recorded head marked pending to excuse it',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `update chainlog.events set actor = 'mallory' where stream = '${s}' and seq = 10;
+         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 10;
+         update chainlog.stream_heads set pending = true where stream = '${s}'`,
+      ),
+    expected: { problem: 'modified', firstBadSeq: 10 },
+  },
+  {
     name: 'event 3 is deleted',
     length: 10,
     apply: (db, s) => asAttacker(db, `delete from chainlog.events where stream = '${s}' and seq = 3`),

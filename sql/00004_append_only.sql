@@ -78,14 +78,26 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   disabled text;
+  events_table pg_catalog.regclass := pg_catalog.to_regclass('chainlog.events');
+  heads_table pg_catalog.regclass := pg_catalog.to_regclass('chainlog.stream_heads');
 begin
   if pg_catalog.current_setting('chainlog.maintenance', true) = 'on' then
     return;
   end if;
+  -- By name, and without a cast that fails: after chainlog was removed (in a maintenance window) this
+  -- trigger must not break ALTER TABLE on the database's other tables.
+  if events_table is null or heads_table is null then
+    if pg_catalog.to_regnamespace('chainlog') is null then
+      return;
+    end if;
+    raise exception 'chainlog: renaming or moving chainlog.events or chainlog.stream_heads is not allowed'
+      using errcode = 'LC004',
+            hint = 'chainlog''s functions find its tables by name. For planned maintenance run SELECT chainlog.begin_maintenance(''why'') in the same transaction first.';
+  end if;
   -- 'O' fires in normal sessions, 'A' always; 'D' (disabled) and 'R' (replica only) switch it off.
   select pg_catalog.string_agg(t.tgname::text, ', ') into disabled
     from pg_catalog.pg_trigger t
-   where t.tgrelid in ('chainlog.events'::pg_catalog.regclass, 'chainlog.stream_heads'::pg_catalog.regclass)
+   where t.tgrelid in (events_table, heads_table)
      and not t.tgisinternal
      and t.tgenabled not in ('O', 'A');
   if disabled is not null then

@@ -192,6 +192,8 @@ describe('DDL that would switch the protection off (event triggers, installed by
     ['dropping the events table', 'drop table chainlog.events cascade'],
     ['dropping the schema', 'drop schema chainlog cascade'],
     ['dropping the verify function', 'drop function chainlog.verify(text, bigint)'],
+    ['renaming the events table', 'alter table chainlog.events rename to events_old'],
+    ['moving the recorded heads to another schema', 'alter table chainlog.stream_heads set schema public'],
   ])('refuses %s with LC004, naming the maintenance path', async (_name, sql) => {
     await expect(db.query(sql)).rejects.toMatchObject({
       code: 'LC004',

@@ -48,6 +48,20 @@ describe('installing chainlog', () => {
     expect((e as Error).message).toMatch(/00003_chain\.sql.*install into a new database/);
   });
 
+  it('removed in a maintenance window, leaves ALTER TABLE on the database\'s other tables working', async () => {
+    const url = databaseUrl(await createEmptyDatabase());
+    await migrate({ connectionString: url });
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`begin; select chainlog.begin_maintenance('remove chainlog'); drop schema chainlog cascade; commit`);
+      // The DDL guard (schema chainlog_guard) is still there; it must not trip over the missing tables.
+      await client.query('create table public.other (x int); alter table public.other add column y int');
+    } finally {
+      await client.end();
+    }
+  });
+
   it('an unreachable server is a ChainlogConnectionError, not a driver error', async () => {
     const url = `postgres://postgres@127.0.0.1:${await freePort()}/postgres`;
     const e = await migrate({ connectionString: url }).then(() => undefined, (err: unknown) => err);

@@ -296,9 +296,29 @@ begin
   end if;
 
   -- The first (or second): claim the stream, chain the event and record it as the head, or hand the
-  -- head to the settle at commit, with chainlog's rights.
+  -- head to the settle at commit, with chainlog's rights. Streams named chainlog.* are chainlog's own
+  -- (begin_maintenance() records in chainlog.maintenance): checked here, with the caller's rights.
+  if pg_catalog.left(new.stream, 9) operator(pg_catalog.=) 'chainlog.' then
+    perform chainlog._refuse_reserved_stream(new.stream);
+  end if;
   new := chainlog._chain_first(new);
   return new;
+end;
+$$;
+
+-- Only the role that owns chainlog (as inside begin_maintenance()) writes to streams named chainlog.*:
+-- a writer could otherwise forge maintenance records.
+create function chainlog._refuse_reserved_stream(stream text) returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if not pg_catalog.pg_has_role(current_user,
+           (select c.relowner from pg_catalog.pg_class c where c.oid = 'chainlog.events'::pg_catalog.regclass), 'MEMBER') then
+    raise exception 'chainlog: stream "%" is reserved: stream names starting with "chainlog." are chainlog''s own', stream
+      using errcode = 'LC002',
+            hint = 'Name your stream otherwise. chainlog.maintenance is written by chainlog.begin_maintenance().';
+  end if;
 end;
 $$;
 

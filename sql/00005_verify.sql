@@ -115,12 +115,13 @@ begin
       ok := false; first_bad_seq := last_seq + 1; problem := 'truncated';
       detail := pg_catalog.format('the recorded head is seq %s but the last stored event is seq %s: events %s..%s are missing',
                                   recorded_seq, last_seq, last_seq + 1, recorded_seq);
-    elsif verify.up_to_seq is null and recorded_seq < last_seq and not head_pending then
-      ok := false; first_bad_seq := recorded_seq + 1; problem := 'inserted';
+    elsif recorded_seq < last_seq and not head_pending then
+      -- Also with up_to_seq: the events checked stop at it, and any of them beyond the head is forged.
+      ok := false; first_bad_seq := recorded_seq + 1; problem := 'inserted'; checked := recorded_seq;
       detail := pg_catalog.format('events %s..%s lie beyond the recorded head (seq %s)', recorded_seq + 1, last_seq, recorded_seq);
     elsif recorded_seq = last_seq and not head_pending
           and recorded_hash is distinct from coalesce(last_hash, chainlog.genesis_hash()) then
-      ok := false; first_bad_seq := last_seq; problem := 'modified';
+      ok := false; first_bad_seq := last_seq; problem := 'modified'; checked := last_seq - 1;
       detail := pg_catalog.format('event %s does not have the recorded head hash: the chain was rewritten with recomputed hashes up to here', last_seq);
     end if;
     return next;
@@ -181,7 +182,7 @@ begin
       problem := 'modified';
       detail := 'event 1 does not start from the genesis hash';
     else
-      first_bad_seq := k - 1;
+      first_bad_seq := k - 1; checked := checked - 1;
       problem := 'modified';
       detail := pg_catalog.format('event %s no longer has the hash that event %s recorded for it: it was changed and its hash recomputed', k - 1, k);
     end if;
@@ -199,7 +200,7 @@ begin
     detail := pg_catalog.format('the event at seq %s was removed and later events renumbered to hide the gap', k);
   elsif linked_seq is not null and chainlog._content_ok(r, linked_seq + 1) then
     if linked_seq + 1 = k - 1 then
-      first_bad_seq := k - 1;
+      first_bad_seq := k - 1; checked := checked - 1;
       problem := 'inserted';
       detail := pg_catalog.format('event %s does not belong: later events were renumbered to make room for it', k - 1);
     else

@@ -99,7 +99,7 @@ grant insert (stream, seq, recorded_at, occurred_at, actor, actor_type, event_ty
   on chainlog.events to chainlog_writer;
 grant execute on function
   chainlog.append(text, text, text, text, text, text, text, text, jsonb, jsonb, jsonb, timestamptz, inet, text),
-  chainlog._chain_first(chainlog.events), chainlog._setting_inet(text),
+  chainlog._chain_first(chainlog.events), chainlog._setting_inet(text), chainlog._refuse_reserved_stream(text),
   chainlog._reject_invalid_event(text, text, text, text, text, text, timestamptz)
   to chainlog_writer;
 

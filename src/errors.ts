@@ -118,6 +118,28 @@ export class ChainlogConnectionError extends ChainlogError {
   override name = 'ChainlogConnectionError';
 }
 
+/**
+ * CHAINLOG_BAD_FILE: a file given to verifyOfflineFile() (`chainlog verify --file`) is not as chainlog's
+ * export writes it, so it cannot be verified: an unknown, missing or repeated column or key, invalid JSON
+ * or CSV, a value PostgreSQL would not print, invalid UTF-8, a byte order mark, or rows of several
+ * streams without `stream`. Which of `line`, `seq` and `field` are set depends on where it was found.
+ */
+export class ChainlogFileFormatError extends ChainlogError {
+  override name = 'ChainlogFileFormatError';
+  /** The line of the file (1 is the first; a CSV value holding newlines spans several). */
+  readonly line: number | undefined;
+  /** The seq of the event on that line, when it could be read. */
+  readonly seq: number | undefined;
+  /** The column (CSV) or key (NDJSON) at fault. */
+  readonly field: string | undefined;
+  constructor(message: string, options: ChainlogErrorOptions & { line?: number; seq?: number; field?: string }) {
+    super(message, options);
+    this.line = options.line;
+    this.seq = options.seq;
+    this.field = options.field;
+  }
+}
+
 const SOCKET_CODES: Record<string, string> = {
   ECONNREFUSED: 'the connection was refused: nothing is listening there',
   ENOTFOUND: 'the host name could not be resolved',

@@ -154,7 +154,8 @@ function writeMicros(out: Uint8Array, pos: number, seconds: number, micros: numb
   return writeU32(out, writeU32(out, pos, hi >>> 0), lo >>> 0);
 }
 
-function writeU32(out: Uint8Array, pos: number, v: number): number {
+/** Writes v as 4 big-endian bytes at pos; returns the position after them. */
+export function writeU32(out: Uint8Array, pos: number, v: number): number {
   out[pos] = v >>> 24;
   out[pos + 1] = (v >>> 16) & 255;
   out[pos + 2] = (v >>> 8) & 255;

@@ -31,6 +31,7 @@ export {
   ChainlogConnectionError,
   ChainlogEncodingError,
   ChainlogError,
+  ChainlogFileFormatError,
   ChainlogImmediateConstraintsError,
   ChainlogInvalidArgumentError,
   ChainlogInvalidEventError,

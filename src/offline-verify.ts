@@ -19,7 +19,7 @@ import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from './errors.js';
+import { ChainlogError, ChainlogFileFormatError, ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from './errors.js';
 import { EXPORT_COLUMNS, readStreamHead, withPinnedSnapshot, type Db } from './export.js';
 import { ContentCheckPool } from './hash-workers.js';
 import {
@@ -27,10 +27,10 @@ import {
   eventTextFromColumns,
   FormatError,
   parseBytea,
-  writeDecimal,
   writeHex,
   writeInet,
   writeTimestamptz,
+  writeU32,
   type EventText,
   type Sha256,
 } from './format.js';
@@ -75,6 +75,75 @@ export const nodeSha256: Sha256 = (() => {
 const GENESIS = new Uint8Array(32);
 
 // ---------------------------------------------------------------------------------------------
+// Problems with the input. A FormatError learns where it happened as it propagates: the field from the
+// code reading the value, the seq from the scanner, the line from the parser. verifyOfflineFile() turns
+// it into a ChainlogFileFormatError (fileFormatError()).
+
+interface Where {
+  line?: number;
+  seq?: number;
+  field?: string;
+  /** The message names the field itself: do not put it in front. */
+  named?: boolean;
+  hint?: string;
+}
+
+type LocatedError = FormatError & Where;
+
+function bad(message: string, where: Where = {}): LocatedError {
+  return Object.assign(new FormatError(message), where);
+}
+
+/** Adds what `where` knows and the error does not yet; a UTF-8 decoding error becomes a FormatError. */
+function locate(e: unknown, where: Where): unknown {
+  const err = isDecodeError(e) ? bad('not valid UTF-8 (an export holds only UTF-8 text)') : e;
+  if (err instanceof FormatError) {
+    const w = err as LocatedError;
+    if (w.line === undefined && where.line !== undefined) w.line = where.line;
+    if (w.seq === undefined && where.seq !== undefined) w.seq = where.seq;
+    if (w.field === undefined && where.field !== undefined) w.field = where.field;
+  }
+  return err;
+}
+
+function isDecodeError(e: unknown): boolean {
+  return e instanceof TypeError && (e as { code?: string }).code === 'ERR_ENCODING_INVALID_ENCODED_DATA';
+}
+
+const FILE_HINT =
+  'The file is not as chainlog export (exportEvents()) writes it, so it cannot be verified: verify the exported file as it was written.';
+
+/** The error verifyOfflineFile() throws for a malformed file: "line 7 (seq 6), recorded_at: what. What to do." */
+function fileFormatError(e: unknown): unknown {
+  const err = locate(e, {});
+  if (!(err instanceof FormatError)) return err;
+  const w = err as LocatedError;
+  let where = w.line !== undefined ? `line ${w.line}` : '';
+  if (w.seq !== undefined) where += where ? ` (seq ${w.seq})` : `seq ${w.seq}`;
+  if (w.field !== undefined && !w.named) where += where ? `, ${w.field}` : w.field;
+  const what = where ? `${where}: ${w.message}` : w.message;
+  const hint = w.hint ?? FILE_HINT;
+  return new ChainlogFileFormatError(`${what}${/[.!?]$/.test(what) ? '' : '.'} ${hint}`, {
+    code: 'CHAINLOG_BAD_FILE',
+    cause: err,
+    hint,
+    line: w.line,
+    seq: w.seq,
+    field: w.field,
+  });
+}
+
+/** Text for a message: the bytes as UTF-8 (invalid sequences replaced), at most 60 characters. */
+function excerpt(b: Uint8Array, start: number, end: number): string {
+  const text = lossyDecoder.decode(b.subarray(start, Math.min(end, start + 240)));
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}…` : text);
+}
+
+const lossyDecoder = new TextDecoder('utf-8');
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+const utf8Encoder = new TextEncoder();
+
+// ---------------------------------------------------------------------------------------------
 // Row buffers and parsers. A parser writes one row's fields, unescaped, into a RowBuffer and hands it
 // to the scanner, which returns the buffer for the next row.
 
@@ -105,6 +174,8 @@ type RowSink = (row: RowBuffer) => RowBuffer;
 interface Parser {
   push(chunk: Uint8Array): void;
   end(): void;
+  /** The line (from 1) of the file where the row being handed to the sink starts. */
+  line(): number;
 }
 
 const BINARY_SIGNATURE = [80, 71, 67, 79, 80, 89, 10, 255, 13, 10, 0]; // PGCOPY\n\377\r\n\0
@@ -118,6 +189,10 @@ class BinaryCopyParser implements Parser {
   private header = false;
   private trailer = false;
   constructor(private readonly row: RowBuffer, private readonly sink: RowSink) {}
+
+  line(): number {
+    return 0;
+  }
 
   push(chunk: Uint8Array): void {
     let buf = chunk;
@@ -178,141 +253,251 @@ class BinaryCopyParser implements Parser {
   }
 }
 
-/** PostgreSQL CSV (COPY ... FORMAT csv, HEADER): an unquoted empty field is NULL, "" is an empty string. */
+/** Newlines in src[from, to). */
+function countNewlines(src: Uint8Array, from: number, to: number): number {
+  let n = 0;
+  for (let i = src.indexOf(10, from); i !== -1 && i < to; i = src.indexOf(10, i + 1)) n++;
+  return n;
+}
+
+/** Bytes that end a run of unquoted CSV text: LF, CR, '"' and ','. */
+const CSV_STOP = new Uint8Array(256);
+for (const c of [10, 13, 34, 44]) CSV_STOP[c] = 1;
+
+/**
+ * PostgreSQL CSV (COPY ... FORMAT csv, HEADER): an unquoted empty field is NULL, "" is an empty string.
+ * Strict where readers differ: a quote may only open a value or close it (doubled inside it), and a
+ * carriage return outside quotes may only come right before a newline. Lines end in LF or CRLF.
+ */
 class CsvParser implements Parser {
   private field = 0;
   private p = 0;
-  // 0: start of field, 1: unquoted, 2: quoted, 3: quote seen inside quoted
+  // 0: start of field, 1: unquoted, 2: quoted, 3: quote seen inside quoted, 4: CR seen outside quotes
   private state = 0;
   private quoted = false;
-  constructor(private row: RowBuffer, private readonly sink: RowSink) {}
+  /** Newlines in the chunks before the current one. */
+  private linesBefore = 0;
+  // Where the parser is (for line()): the chunk, the position in it, the row being filled and its length.
+  private chunk: Uint8Array = new Uint8Array(0);
+  private at = 0;
+  private current: RowBuffer;
+  private used = 0;
+  /** The columns' names (the header's, once read), for messages. */
+  names: readonly string[] = [];
+  constructor(private row: RowBuffer, private readonly sink: RowSink) {
+    this.current = row;
+  }
+
+  /** The line where the current row starts: the line at `at`, less the newlines inside its quoted values. */
+  line(): number {
+    const r = this.current;
+    return this.linesBefore + countNewlines(this.chunk, 0, this.at) + 1 - countNewlines(r.bytes, 0, this.used);
+  }
 
   push(chunk: Uint8Array): void {
     let row = this.row;
     let out = row.reserve(this.p, chunk.length + 2);
     let { field, p, state, quoted } = this;
     const n = chunk.length;
-    for (let i = 0; i < n; i++) {
-      let c = chunk[i]!;
-      if (state === 2) {
-        // Inside quotes: copy up to the next quote in one tight loop.
-        while (c !== 34) {
-          out[p++] = c;
-          if (++i === n) break;
-          c = chunk[i]!;
-        }
-        if (i === n) break;
-        state = 3;
-        continue;
-      }
-      if (state === 3) {
-        if (c === 34) {
-          out[p++] = 34;
-          state = 2;
+    this.chunk = chunk;
+    let i = 0;
+    try {
+      for (; i < n; i++) {
+        let c = chunk[i]!;
+        if (state === 2) {
+          // Inside quotes: copy up to the next quote in one tight loop.
+          while (c !== 34) {
+            out[p++] = c;
+            if (++i === n) break;
+            c = chunk[i]!;
+          }
+          if (i === n) break;
+          state = 3;
           continue;
         }
-        state = 1; // the closing quote; c is a delimiter (handled below) or, leniently, more text
-      }
-      if (c === 44 || c === 10) {
-        if (field >= row.width) throw new FormatError(`CSV: more than ${row.width} fields in a row`);
-        // A carriage return before the newline of an unquoted last field belongs to the line ending.
-        if (c === 10 && !quoted && p > row.start[field]! && out[p - 1] === 13) p--;
-        row.end[field] = p;
-        row.isNull[field] = !quoted && p === row.start[field] ? 1 : 0;
-        quoted = false;
-        state = 0;
-        field++;
-        if (c === 10) {
-          row.fields = field;
-          row = this.sink(row);
-          out = row.reserve(0, chunk.length - i + 2);
-          field = 0;
-          p = 0;
-          row.start[0] = 0;
+        if (state === 3) {
+          if (c === 34) {
+            out[p++] = 34;
+            state = 2;
+            continue;
+          }
+          if (c !== 44 && c !== 10 && c !== 13) {
+            throw bad('text after the closing quote of a value (a quoted value ends at its closing quote)', { field: this.names[field] });
+          }
+          state = 1; // the closing quote; c is a delimiter, handled below
+        }
+        if (state === 4 && c !== 10) {
+          throw bad('a carriage return that does not end the line (an export quotes a value holding one)', { field: this.names[field] });
+        }
+        if (c === 44 || c === 10) {
+          if (field >= row.width) throw bad(`more than ${row.width} values on the line`);
+          row.end[field] = p;
+          row.isNull[field] = !quoted && p === row.start[field] ? 1 : 0;
+          quoted = false;
+          state = 0;
+          field++;
+          if (c === 10) {
+            row.fields = field;
+            this.at = i;
+            this.current = row;
+            this.used = p;
+            row = this.sink(row);
+            out = row.reserve(0, chunk.length - i + 2);
+            field = 0;
+            p = 0;
+            row.start[0] = 0;
+          } else {
+            row.start[field] = p;
+          }
+        } else if (c === 13) {
+          state = 4;
+        } else if (c === 34) {
+          if (state !== 0) {
+            throw bad('a quote inside an unquoted value (an export quotes the whole value and doubles the quote)', { field: this.names[field] });
+          }
+          state = 2;
+          quoted = true;
         } else {
-          row.start[field] = p;
-        }
-      } else if (state === 0 && c === 34) {
-        state = 2;
-        quoted = true;
-      } else {
-        // Unquoted text: copy up to the next delimiter in one tight loop; the delimiter is handled above.
-        state = 1;
-        out[p++] = c;
-        while (i + 1 < n && (c = chunk[i + 1]!) !== 44 && c !== 10) {
+          // Unquoted text: copy up to the next delimiter, quote or CR in one tight loop; those are handled above.
+          state = 1;
           out[p++] = c;
-          i++;
+          while (i + 1 < n && CSV_STOP[(c = chunk[i + 1]!)] === 0) {
+            out[p++] = c;
+            i++;
+          }
         }
       }
+    } catch (e) {
+      this.at = i;
+      this.current = row;
+      this.used = p;
+      throw locate(e, { line: this.line() });
     }
+    this.linesBefore += countNewlines(chunk, 0, n);
     this.row = row;
     Object.assign(this, { field, p, state, quoted });
   }
 
   end(): void {
     if (this.field !== 0 || this.p !== 0 || this.state !== 0) {
-      if (this.state === 2) throw new FormatError('CSV: the file ends inside a quoted value');
+      if (this.state === 2) {
+        this.at = this.chunk.length;
+        throw bad('the file ends inside a quoted value', { line: this.line(), field: this.names[this.field] });
+      }
       this.push(Uint8Array.of(10)); // a last line without its newline
     }
   }
 }
 
+// The kinds of NDJSON values, as the export writes them.
+const TEXT = 0; // a JSON string (text, timestamps, inet, hex), decoded; null is SQL NULL
+const INT = 1; // a JSON number written as an integer (id, seq, format_version)
+const JSONB = 2; // payload, before, after: any JSON value, kept as written
+
+/** The columns an event always has (NOT NULL in chainlog.events): a line must give each of them. */
+const REQUIRED_COLUMNS = new Set([
+  'id', 'stream', 'seq', 'recorded_at', 'actor', 'actor_type', 'event_type', 'action', 'result', 'format_version',
+  'data_digest', 'prev_hash', 'hash',
+]);
+
+interface NdjsonKey {
+  name: string;
+  bytes: Uint8Array;
+  col: number;
+  kind: number;
+  bit: number;
+}
+
 /**
- * NDJSON as exportEvents() writes it: one object per line; a missing key is SQL NULL. payload, before and
- * after keep the exact text of their value in the line (whatever its JSON type), which is what PostgreSQL
- * printed and the data digest hashes. Other strings are decoded; numbers are kept as written.
+ * NDJSON as exportEvents() writes it: one JSON object per line, whose keys are columns, each at most once;
+ * a column left out (or, but for payload, before and after, null) is SQL NULL. payload, before and after
+ * keep the exact text of their value in the line (whatever its JSON type), which is what PostgreSQL printed
+ * and the data digest hashes. Other strings are decoded; numbers are kept as written.
+ *
+ * Strict JSON (RFC 8259) outside the jsonb values, whose bytes the hash covers: keys are matched as
+ * bytes, and decoded only when they hold an escape; an unknown or repeated key, a bad escape, a raw
+ * control character, a value of the wrong JSON type and anything after the closing "}" are errors.
  */
 class NdjsonParser implements Parser {
   /** The start of a line that continues in the next chunk. */
-  private line = new Uint8Array(4096);
+  private partial = new Uint8Array(4096);
   private n = 0;
+  /** The number of the line being parsed. */
+  private lineNo = 0;
   /** Each column's key as bytes, and which column the next key usually names (exports keep one order). */
-  private readonly keys: { bytes: Uint8Array; col: number; jsonb: boolean }[];
+  private readonly keys: NdjsonKey[];
+  private readonly byName: Map<string, NdjsonKey>;
+  private readonly required: number;
   private guess = 0;
   constructor(
     private row: RowBuffer,
     private readonly sink: RowSink,
-    columnOf: ReadonlyMap<string, number>,
+    columns: readonly string[],
   ) {
-    this.keys = [...columnOf].map(([name, col]) => ({ bytes: new TextEncoder().encode(name), col, jsonb: isJsonb(name) }));
+    this.keys = columns.map((name, col) => ({
+      name,
+      bytes: utf8Encoder.encode(name),
+      col,
+      kind: isJsonb(name) ? JSONB : name === 'id' || name === 'seq' || name === 'format_version' ? INT : TEXT,
+      bit: 2 ** col,
+    }));
+    this.byName = new Map(this.keys.map((k) => [k.name, k]));
+    this.required = this.keys.reduce((m, k) => (REQUIRED_COLUMNS.has(k.name) ? m | k.bit : m), 0);
+  }
+
+  line(): number {
+    return this.lineNo;
   }
 
   push(chunk: Uint8Array): void {
     let from = 0;
-    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, from)) {
-      if (this.n === 0) {
-        this.parseLine(chunk, from, nl); // the whole line is in this chunk: parse it where it lies
-      } else {
-        this.append(chunk, from, nl);
-        this.parseLine(this.line, 0, this.n);
-        this.n = 0;
+    try {
+      for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, from)) {
+        this.lineNo++;
+        if (this.n === 0) {
+          this.parseLine(chunk, from, nl); // the whole line is in this chunk: parse it where it lies
+        } else {
+          this.append(chunk, from, nl);
+          this.parseLine(this.partial, 0, this.n);
+          this.n = 0;
+        }
+        from = nl + 1;
       }
-      from = nl + 1;
+    } catch (e) {
+      throw locate(e, { line: this.lineNo });
     }
     this.append(chunk, from, chunk.length);
   }
 
   end(): void {
-    if (this.n > 0) this.parseLine(this.line, 0, this.n);
+    if (this.n > 0) {
+      this.lineNo++;
+      try {
+        this.parseLine(this.partial, 0, this.n);
+      } catch (e) {
+        throw locate(e, { line: this.lineNo });
+      }
+    }
     this.n = 0;
   }
 
   private append(chunk: Uint8Array, from: number, to: number): void {
-    if (this.n + (to - from) > this.line.length) {
-      const grown = new Uint8Array(Math.max(this.line.length * 2, this.n + (to - from)));
-      grown.set(this.line.subarray(0, this.n));
-      this.line = grown;
+    if (this.n + (to - from) > this.partial.length) {
+      const grown = new Uint8Array(Math.max(this.partial.length * 2, this.n + (to - from)));
+      grown.set(this.partial.subarray(0, this.n));
+      this.partial = grown;
     }
-    this.line.set(chunk.subarray(from, to), this.n);
+    this.partial.set(chunk.subarray(from, to), this.n);
     this.n += to - from;
   }
 
   /**
-   * The column named by the key between the quotes at src[i] and src[keyEnd - 1], or undefined for a
-   * key that is not a column. Compared as bytes, starting from the key that usually comes next: an
-   * export writes its keys in column order and leaves out those of SQL NULL values.
+   * The column named by the key between the quotes at src[i] and src[keyEnd - 1]. Compared as bytes,
+   * starting from the key that usually comes next: an export writes its keys in column order and leaves
+   * out those of SQL NULL values. A key that matches no column's bytes is decoded if it holds an escape
+   * ("\u0061ctor" is "actor" to every JSON reader), else it is unknown.
    */
-  private keyAt(src: Uint8Array, i: number, keyEnd: number): { col: number; jsonb: boolean } | undefined {
+  private keyAt(src: Uint8Array, i: number, keyEnd: number): NdjsonKey {
     const length = keyEnd - i - 2;
     const keys = this.keys;
     for (let t = 0; t < keys.length; t++) {
@@ -326,7 +511,19 @@ class NdjsonParser implements Parser {
         return k;
       }
     }
-    return undefined;
+    const raw = src.subarray(i, keyEnd);
+    let name: string;
+    try {
+      name = JSON.parse(utf8Decoder.decode(raw)) as string;
+    } catch {
+      throw bad(`the key ${excerpt(raw, 0, raw.length)} is not a valid JSON string (a bad escape, or not UTF-8)`);
+    }
+    const k = this.byName.get(name);
+    if (k) return k;
+    throw bad(`unknown key ${JSON.stringify(name)}: an export writes only the columns ${[...this.byName.keys()].join(', ')}`, {
+      field: name,
+      named: true,
+    });
   }
 
   private parseLine(src: Uint8Array, start: number, end: number): void {
@@ -338,32 +535,75 @@ class NdjsonParser implements Parser {
     row.isNull.fill(1);
     row.fields = row.width;
     let p = 0;
-    if (src[i] !== 123) throw new FormatError('NDJSON: a line must be a JSON object');
-    i = skipSpace(src, i + 1, end);
-    while (i < end && src[i] !== 125) {
-      if (src[i] !== 34) throw new FormatError('NDJSON: expected a key');
-      const keyEnd = stringEnd(src, i, end);
-      const key = this.keyAt(src, i, keyEnd);
-      i = skipSpace(src, keyEnd, end);
-      if (src[i] !== 58) throw new FormatError('NDJSON: expected ":"');
+    let seen = 0;
+    let given = 0;
+    let key: NdjsonKey | undefined;
+    try {
+      if (src[i] !== 123) throw bad('a line must be one JSON object, starting with "{"');
       i = skipSpace(src, i + 1, end);
-      const valueEnd = src[i] === 34 ? stringEnd(src, i, end) : rawEnd(src, i, end);
-      if (key !== undefined) {
-        const col = key.col;
-        row.start[col] = p;
-        if (src[i] === 34 && !key.jsonb) {
-          p = unescapeJsonString(src, i + 1, valueEnd - 1, out, p);
-          row.isNull[col] = 0;
-        } else if (key.jsonb || !(valueEnd - i === 4 && src[i] === 110)) {
-          // jsonb (a JSON string included) keeps its exact text; a null elsewhere is SQL NULL.
-          out.set(src.subarray(i, valueEnd), p);
-          p += valueEnd - i;
-          row.isNull[col] = 0;
+      if (src[i] !== 125) {
+        for (;;) {
+          key = undefined;
+          if (src[i] !== 34) throw bad('expected a key (a string in double quotes)');
+          const keyEnd = stringEnd(src, i, end);
+          key = this.keyAt(src, i, keyEnd);
+          if ((seen & key.bit) !== 0) {
+            throw bad(`the key "${key.name}" appears twice in the object (JSON readers differ on which one counts)`, {
+              field: key.name,
+              named: true,
+            });
+          }
+          seen |= key.bit;
+          i = skipSpace(src, keyEnd, end);
+          if (src[i] !== 58) throw bad('expected ":" after the key');
+          i = skipSpace(src, i + 1, end);
+          const col = key.col;
+          if (src[i] === 34) {
+            const valueEnd = stringEnd(src, i, end);
+            if (key.kind === INT) throw bad('expected a JSON number, as the export writes it, not a string');
+            row.start[col] = p;
+            if (key.kind === TEXT) p = unescapeJsonString(src, i + 1, valueEnd - 1, out, p);
+            else {
+              out.set(src.subarray(i, valueEnd), p); // jsonb: a JSON string keeps its exact text too
+              p += valueEnd - i;
+            }
+            row.end[col] = p;
+            row.isNull[col] = 0;
+            given |= key.bit;
+            i = valueEnd;
+          } else {
+            const valueEnd = rawEnd(src, i, end);
+            if (valueEnd === i) throw bad('expected a value');
+            const isNull = valueEnd - i === 4 && src[i] === 110 && src[i + 1] === 117 && src[i + 2] === 108 && src[i + 3] === 108;
+            if (key.kind === JSONB || !isNull) {
+              // jsonb keeps its exact text (JSON null included); a number is checked where it is read.
+              if (key.kind === TEXT) throw bad('expected a JSON string, as the export writes it');
+              row.start[col] = p;
+              out.set(src.subarray(i, valueEnd), p);
+              p += valueEnd - i;
+              row.end[col] = p;
+              row.isNull[col] = 0;
+              given |= key.bit;
+            } // else a null outside jsonb: SQL NULL
+            i = valueEnd;
+          }
+          i = skipSpace(src, i, end);
+          if (src[i] === 44) {
+            i = skipSpace(src, i + 1, end);
+            continue;
+          }
+          if (src[i] === 125) break;
+          throw bad('expected "," or "}" after the value');
         }
-        row.end[col] = p;
       }
-      i = skipSpace(src, valueEnd, end);
-      if (src[i] === 44) i = skipSpace(src, i + 1, end);
+      key = undefined;
+      if (skipSpace(src, i + 1, end) !== end) throw bad('text after the closing "}" of the object (one object per line)');
+    } catch (e) {
+      throw locate(e, { field: key?.name });
+    }
+    if ((given & this.required) !== this.required) {
+      const missing = this.keys.find((k) => (given & k.bit) === 0 && REQUIRED_COLUMNS.has(k.name))!;
+      throw bad(`the key "${missing.name}" is missing or null, but every event has a ${missing.name}`, { field: missing.name, named: true });
     }
     for (let c = 0; c < row.width; c++) if (row.isNull[c]) row.start[c] = row.end[c] = 0;
     this.row = this.sink(row);
@@ -374,18 +614,27 @@ function isJsonb(column: string): boolean {
   return column === 'payload' || column === 'before' || column === 'after';
 }
 
+/** JSON whitespace: space, tab, CR (LF ends the line). */
 function skipSpace(src: Uint8Array, i: number, end: number): number {
-  while (i < end && (src[i] === 32 || src[i] === 9)) i++;
+  while (i < end && (src[i] === 32 || src[i] === 9 || src[i] === 13)) i++;
   return i;
 }
 
 /** Position after the closing quote of the JSON string starting at i. */
 function stringEnd(src: Uint8Array, i: number, end: number): number {
   for (i++; i < end; i++) {
-    if (src[i] === 92) i++;
-    else if (src[i] === 34) return i + 1;
+    const c = src[i]!;
+    // Two comparisons for most bytes: '"', space and control characters are all <= 34.
+    if (c <= 34) {
+      if (c === 34) return i + 1;
+      if (c < 32) throw controlCharacter(c);
+    } else if (c === 92) i++;
   }
-  throw new FormatError('NDJSON: unterminated string');
+  throw bad('unterminated string');
+}
+
+function controlCharacter(c: number): LocatedError {
+  return bad(`a raw control character (0x${c.toString(16).padStart(2, '0')}) in a string: JSON escapes them`);
 }
 
 /** Position after a non-string JSON value (number, literal, object or array) starting at i. */
@@ -399,13 +648,28 @@ function rawEnd(src: Uint8Array, i: number, end: number): number {
       if (depth === 0) return i;
       depth--;
       if (depth === 0) return i + 1;
-    } else if (depth === 0 && (c === 44 || c === 32)) return i;
+    } else if (depth === 0 && (c === 44 || c === 32 || c === 9 || c === 13)) return i;
   }
-  if (depth !== 0) throw new FormatError('NDJSON: unterminated object or array');
+  if (depth !== 0) throw bad('unterminated object or array');
   return i;
 }
 
+/**
+ * Decodes the JSON string body src[i, end) into out at p. Kept this small so that V8 inlines it into
+ * parseLine: most values hold no escape, and the first one hands the rest to unescapeRest().
+ */
 function unescapeJsonString(src: Uint8Array, i: number, end: number, out: Uint8Array, p: number): number {
+  while (i < end) {
+    const c = src[i]!;
+    if (c === 92) return unescapeRest(src, i, end, out, p);
+    out[p++] = c;
+    i++;
+  }
+  return p;
+}
+
+/** unescapeJsonString() from the first backslash on; refuses what JSON or PostgreSQL text cannot hold. */
+function unescapeRest(src: Uint8Array, i: number, end: number, out: Uint8Array, p: number): number {
   while (i < end) {
     const c = src[i++]!;
     if (c !== 92) {
@@ -414,32 +678,46 @@ function unescapeJsonString(src: Uint8Array, i: number, end: number, out: Uint8A
     }
     const e = src[i++]!;
     switch (e) {
+      case 34:
+      case 47:
+      case 92: out[p++] = e; break;
       case 98: out[p++] = 8; break;
       case 102: out[p++] = 12; break;
       case 110: out[p++] = 10; break;
       case 114: out[p++] = 13; break;
       case 116: out[p++] = 9; break;
       case 117: {
-        let cp = hex4(src, i);
+        let cp = hex4(src, i, end);
         i += 4;
-        if (cp >= 0xd800 && cp <= 0xdbff && src[i] === 92 && src[i + 1] === 117) {
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(src, i + 2) - 0xdc00);
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+          const low = src[i] === 92 && src[i + 1] === 117 ? hex4(src, i + 2, end) : -1;
+          if (low < 0xdc00 || low > 0xdfff) throw bad('a lone UTF-16 surrogate in a \\u escape: it is not a character');
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
           i += 6;
+        } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+          throw bad('a lone UTF-16 surrogate in a \\u escape: it is not a character');
+        } else if (cp === 0) {
+          throw bad('a NUL character (\\u0000): PostgreSQL text cannot hold one');
         }
         p = utf8Encode(cp, out, p);
         break;
       }
-      default: out[p++] = e; // " \ /
+      default:
+        throw bad(`an invalid escape "\\${String.fromCharCode(e)}" (JSON has \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)`);
     }
   }
   return p;
 }
 
-function hex4(src: Uint8Array, i: number): number {
+/** The four hex digits at src[i, i + 4) before end, as a number. */
+function hex4(src: Uint8Array, i: number, end: number): number {
+  if (i + 4 > end) throw bad('an invalid \\u escape: it takes four hex digits');
   let v = 0;
   for (let k = i; k < i + 4; k++) {
     const c = src[k]!;
-    v = (v << 4) | (c <= 57 ? c - 48 : (c | 32) - 87);
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+    if (d < 0) throw bad('an invalid \\u escape: it takes four hex digits');
+    v = (v << 4) | d;
   }
   return v;
 }
@@ -462,6 +740,57 @@ function utf8Encode(cp: number, out: Uint8Array, p: number): number {
   return p;
 }
 
+/** The values a column may hold, as numbers (exact below 2^53) and exactly. */
+interface IntRange {
+  min: number;
+  max: number;
+  exactMin: bigint;
+  exactMax: bigint;
+}
+
+function intRange(min: bigint, max: bigint): IntRange {
+  return { min: Number(min), max: Number(max), exactMin: min, exactMax: max };
+}
+
+const SMALLINT = intRange(-32768n, 32767n);
+const SAFE_INTEGER = intRange(BigInt(Number.MIN_SAFE_INTEGER), BigInt(Number.MAX_SAFE_INTEGER));
+const INT8 = intRange(-(2n ** 63n), 2n ** 63n - 1n);
+
+/**
+ * A decimal integer as PostgreSQL prints one (an optional '-', then digits without a leading zero)
+ * within `range`: compared as a double while that is exact (under 16 digits), else as a BigInt.
+ */
+function parseInteger(b: Uint8Array, s: number, e: number, field: string, range: IntRange): number {
+  let i = s;
+  const negative = b[i] === 45;
+  if (negative) i++;
+  if (i === e) throw bad(e === s ? 'missing: expected an integer' : 'expected an integer', { field });
+  if (b[i] === 48 && e - i > 1) throw bad(`an integer with a leading zero (${excerpt(b, s, e)}), which PostgreSQL never prints`, { field });
+  let v = 0;
+  for (let k = i; k < e; k++) {
+    const d = b[k]! - 48;
+    if (d < 0 || d > 9) throw bad(`expected an integer, not ${excerpt(b, s, e)}`, { field });
+    v = v * 10 + d;
+  }
+  if (negative) {
+    if (v === 0) throw bad('expected an integer, not "-0"', { field });
+    v = -v;
+  }
+  const inRange = e - i < 16 ? v >= range.min && v <= range.max : exactlyIn(BigInt(latin1(b, s, e)), range);
+  if (!inRange) throw bad(`${latin1(b, s, e)} is out of range (${range.exactMin}..${range.exactMax})`, { field });
+  return v;
+}
+
+function exactlyIn(v: bigint, range: IntRange): boolean {
+  return v >= range.exactMin && v <= range.exactMax;
+}
+
+function latin1(b: Uint8Array, s: number, e: number): string {
+  let out = '';
+  for (let i = s; i < e; i++) out += String.fromCharCode(b[i]!);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The scan: one pass in (seq, id) order, as chainlog.verify()'s content and link checks.
 
@@ -471,8 +800,6 @@ type Column = (typeof EXPORT_COLUMNS)[number];
 const TEXT_FIELDS = [
   'stream', 'actor', 'actor_type', 'event_type', 'action', 'result', 'resource_type', 'resource_id', 'request_id',
 ] as const satisfies readonly Column[];
-
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
 interface ScanOptions {
   columns: readonly string[];
@@ -490,6 +817,21 @@ interface ScanOptions {
    * cannot tell a content problem's position: the caller scans again without a pool on any problem.
    */
   contentPool?: ContentCheckPool;
+  /** The line of the file the current row starts on (files), for the report of lines out of order. */
+  line?: () => number;
+}
+
+/** Rows of a file out of (seq, id) order: an export writes them in order, so the file was edited. */
+interface Disorder {
+  /** The seq of the row that came too late. */
+  seq: number;
+  /** The seq of the row before it. */
+  after: number;
+  line: number;
+  /** The row repeats one before it (same id, or same seq and hash). */
+  repeat: boolean;
+  /** Events verified intact with a seq below `seq`. */
+  checked: number;
 }
 
 interface Neighbourhood {
@@ -514,6 +856,7 @@ class Scanner implements Neighbourhood {
   private readonly prevHash = new Uint8Array(32);
   private prevSeq: number;
   private started = false;
+  private readonly scratch = new Uint8Array(32);
 
   /** Rows read, rows checked (seq <= limit), the first broken position, the last row checked. */
   rows = 0;
@@ -521,6 +864,8 @@ class Scanner implements Neighbourhood {
   k: number | null = null;
   lastSeq = 0;
   readonly lastHash = new Uint8Array(32);
+  /** Set when a file's rows are out of order; the rows after it are no longer checked. */
+  disorder: Disorder | null = null;
   // Classification context, when collecting from the rows (files).
   private rowsBeforeK = 0;
   private atK: EventText[] = [];
@@ -534,7 +879,7 @@ class Scanner implements Neighbourhood {
   constructor(private readonly o: ScanOptions) {
     const index = new Map(o.columns.map((c, i) => [c, i]));
     const missing = EXPORT_COLUMNS.filter((c) => c !== 'id' && !index.has(c));
-    if (missing.length > 0) throw new FormatError(`the input lacks the columns ${missing.join(', ')}`);
+    if (missing.length > 0) throw bad(`the input lacks the columns ${missing.join(', ')}`);
     this.col = Object.fromEntries(EXPORT_COLUMNS.map((c) => [c, index.get(c) ?? -1])) as Record<Column, number>;
     this.textCols = TEXT_FIELDS.map((c) => this.col[c]);
     this.ring = [0, 1, 2].map(() => new RowBuffer(o.columns.length));
@@ -544,18 +889,59 @@ class Scanner implements Neighbourhood {
 
   /** The parser's sink: checks one row, returns the buffer for the next one. */
   readonly row: RowSink = (r) => {
-    if (r.fields !== r.width) throw new FormatError(`expected ${r.width} fields in a row, found ${r.fields}`);
-    this.rows++;
-    const seq = this.seqOf(r);
-    this.ringSeq[this.ri] = seq;
-    if (this.k === null) {
-      if (seq <= this.o.limitSeq) this.check(r, seq);
-    } else if (this.o.collectNeighbours) {
-      this.collect(r, seq);
+    let seq: number | undefined;
+    try {
+      if (r.fields !== r.width) throw bad(`expected ${r.width} values on the line, found ${r.fields}`);
+      seq = this.seqOf(r);
+      if (!this.o.binary) this.checkId(r);
+      this.rows++;
+      if (this.o.collectNeighbours && this.rows > 1 && seq <= this.ringSeq[(this.ri + 2) % 3]! && this.disorder === null) {
+        this.disorder = this.outOfOrder(r, seq);
+      }
+      if (this.disorder !== null) return r; // the verdict is made: the rest is only read
+      this.ringSeq[this.ri] = seq;
+      if (this.k === null) {
+        if (seq <= this.o.limitSeq) this.check(r, seq);
+      } else if (this.o.collectNeighbours) {
+        this.collect(r, seq);
+      }
+    } catch (e) {
+      throw locate(e, { seq });
     }
     this.ri = (this.ri + 1) % 3;
     return this.ring[this.ri]!;
   };
+
+  /** An id (not hashed) must still be an int8 as PostgreSQL prints it. */
+  private checkId(r: RowBuffer): void {
+    const f = this.col.id;
+    if (r.isNull[f]) throw bad('missing, but every event has an id', { field: 'id' });
+    parseInteger(r.bytes, r.start[f]!, r.end[f]!, 'id', INT8);
+  }
+
+  /**
+   * The row r at `seq` follows a row at the same or a later seq. In (seq, id) order, as exports write
+   * them, only a second row at the same seq with a larger id may (a fork or an insertion, which the
+   * database can hold too); anything else is a file whose lines were moved or repeated.
+   */
+  private outOfOrder(r: RowBuffer, seq: number): Disorder | null {
+    const before = this.ringSeq[(this.ri + 2) % 3]!;
+    if (seq > this.o.limitSeq) return null; // beyond what is verified
+    let repeat: boolean;
+    if (seq === before) {
+      const prev = this.ring[(this.ri + 2) % 3]!;
+      const id = (row: RowBuffer) => BigInt(latin1(row.bytes, row.start[this.col.id]!, row.end[this.col.id]!));
+      const [a, b] = [id(prev), id(r)];
+      if (a < b) return null;
+      repeat = a === b;
+    } else {
+      // A row repeated from further back has the hash kept for its seq (rows before k, in order).
+      const kept = seq >= this.o.fromSeq && seq <= this.lastSeq && (this.k === null || seq < this.k);
+      repeat = kept && equal32(this.hashes, (seq - this.o.fromSeq) * 32, this.storedHashOf(r, this.scratch), 0);
+    }
+    const checked = Math.min(this.k === null ? this.checked : this.rowsBeforeK, Math.max(0, seq - this.o.fromSeq));
+    return { seq, after: before, line: this.o.line?.() ?? 0, repeat, checked };
+  }
 
   private seqOf(r: RowBuffer): number {
     const s = r.start[this.col.seq]!;
@@ -568,14 +954,11 @@ class Scanner implements Neighbourhood {
       if (!Number.isSafeInteger(v)) throw new FormatError('seq: beyond 2^53');
       return v;
     }
-    let v = 0;
-    for (let i = s; i < e; i++) v = v * 10 + (r.bytes[i]! - 48);
-    if (e === s || !Number.isSafeInteger(v)) throw new FormatError('seq: not a (safe) integer');
-    return v;
+    return parseInteger(b, s, e, 'seq', SAFE_INTEGER);
   }
 
   /** Canonical bytes into canon (returns the length), digest input, stored hash: from text (COPY text, CSV, NDJSON). */
-  private encodeText(r: RowBuffer): number {
+  private encodeText(r: RowBuffer, seq: number): number {
     const b = r.bytes;
     const s = r.start;
     const e = r.end;
@@ -586,18 +969,35 @@ class Scanner implements Neighbourhood {
     for (const t of this.textCols) textBytes += e[t]! - s[t]!;
     if (this.canon.length < textBytes + 256) this.canon = new Uint8Array((textBytes + 256) * 2);
     const c = this.canon;
-    let p = writeDecimal(c, 0, b, s[col.format_version]!, e[col.format_version]!, 2);
-    p = this.hash32(c, p, b, s[col.prev_hash]!, e[col.prev_hash]!, 'prev_hash');
-    p = writeDecimal(c, p, b, s[col.seq]!, e[col.seq]!, 8);
-    p = writeTimestamptz(c, p, b, s[col.recorded_at]!, e[col.recorded_at]!);
-    p = this.hash32(c, p, b, s[col.data_digest]!, e[col.data_digest]!, 'data_digest');
-    if (r.isNull[col.occurred_at]) c[p++] = 0;
-    else {
-      c[p++] = 1;
-      p = writeTimestamptz(c, p, b, s[col.occurred_at]!, e[col.occurred_at]!);
+    // format_version (int2) and seq (int8), big-endian; seq is already parsed and range-checked.
+    const version = parseInteger(b, s[col.format_version]!, e[col.format_version]!, 'format_version', SMALLINT);
+    c[0] = (version >> 8) & 255;
+    c[1] = version & 255;
+    // The field being read, for an error's message (the writers do not know which column they read).
+    let at: Column = 'prev_hash';
+    let p = 2;
+    try {
+      p = this.hash32(c, p, b, s[col.prev_hash]!, e[col.prev_hash]!, 'prev_hash');
+      const high = Math.floor(seq / 4294967296);
+      p = writeU32(c, writeU32(c, p, high >>> 0), (seq - high * 4294967296) >>> 0);
+      at = 'recorded_at';
+      p = writeTimestamptz(c, p, b, s[col.recorded_at]!, e[col.recorded_at]!);
+      at = 'data_digest';
+      p = this.hash32(c, p, b, s[col.data_digest]!, e[col.data_digest]!, 'data_digest');
+      if (r.isNull[col.occurred_at]) c[p++] = 0;
+      else {
+        c[p++] = 1;
+        at = 'occurred_at';
+        p = writeTimestamptz(c, p, b, s[col.occurred_at]!, e[col.occurred_at]!);
+      }
+      at = 'source_ip';
+      if (r.isNull[col.source_ip]) c[p++] = 0;
+      else p = writeInet(c, p, b, s[col.source_ip]!, e[col.source_ip]!);
+      at = 'hash';
+      this.hash32(this.stored, 0, b, s[col.hash]!, e[col.hash]!, 'hash');
+    } catch (err) {
+      throw locate(rereadAlone(err, r, col[at], at), { field: at });
     }
-    if (r.isNull[col.source_ip]) c[p++] = 0;
-    else p = writeInet(c, p, b, s[col.source_ip]!, e[col.source_ip]!);
     for (const t of this.textCols) {
       if (r.isNull[t]) c[p++] = 0xff;
       else {
@@ -620,9 +1020,9 @@ class Scanner implements Neighbourhood {
     d[q++] = 10;
     for (let i = s[af]!, end = e[af]!; i < end; i++) d[q++] = b[i]!;
     this.digestLength = q;
-    this.hash32(this.stored, 0, b, s[col.hash]!, e[col.hash]!, 'hash');
     return p;
   }
+
 
   /**
    * The same from COPY's binary format, where every field already is what the format hashes: int2send,
@@ -675,7 +1075,7 @@ class Scanner implements Neighbourhood {
 
   private check(r: RowBuffer, seq: number): void {
     this.checked++;
-    const p = this.o.binary ? this.encodeBinary(r) : this.encodeText(r);
+    const p = this.o.binary ? this.encodeBinary(r) : this.encodeText(r, seq);
     const c = this.canon;
     const pool = this.o.contentPool;
     if (pool) pool.add(c, p, this.digestInput, this.digestLength, this.stored);
@@ -704,9 +1104,20 @@ class Scanner implements Neighbourhood {
     this.lastHash.set(this.stored);
   }
 
+  /** The hash a row stores, into out. */
+  private storedHashOf(r: RowBuffer, out: Uint8Array): Uint8Array {
+    try {
+      this.hash32(out, 0, r.bytes, r.start[this.col.hash]!, r.end[this.col.hash]!, 'hash');
+    } catch (err) {
+      throw locate(err, { field: 'hash' });
+    }
+    return out;
+  }
+
   private hash32(out: Uint8Array, p: number, b: Uint8Array, s: number, e: number, name: string): number {
+    // A writeHex error gets its field from the caller.
     const q = writeHex(out, p, b, s, e);
-    if (q - p !== 32) throw new FormatError(`${name}: expected 32 bytes of hex`);
+    if (q - p !== 32) throw bad(`expected 32 bytes (64 hex digits), not ${(q - p)}`, { field: name });
     return q;
   }
 
@@ -739,7 +1150,7 @@ class Scanner implements Neighbourhood {
     if (seq === k + 1 && this.afterK === null) this.afterK = this.decode(r);
     if (seq > k && this.firstAfterK === null) this.firstAfterK = seq;
     if (this.linkTarget && this.linkedAfterK === null && seq !== k) {
-      this.hash32(this.stored, 0, r.bytes, r.start[this.col.hash]!, r.end[this.col.hash]!, 'hash');
+      this.storedHashOf(r, this.stored);
       if (equal32(this.stored, 0, this.linkTarget, 0)) this.linkedAfterK = seq;
     }
   }
@@ -757,7 +1168,7 @@ class Scanner implements Neighbourhood {
   decode(r: RowBuffer): EventText {
     const row: Record<string, string | null> = {};
     this.o.columns.forEach((name, i) => {
-      row[name] = r.isNull[i] ? null : utf8Decoder.decode(r.bytes.subarray(r.start[i], r.end[i]));
+      row[name] = r.isNull[i] ? null : decodeText(r.bytes, r.start[i]!, r.end[i]!, name);
     });
     return eventTextFromColumns(row);
   }
@@ -789,6 +1200,31 @@ function copyField(out: Uint8Array, p: number, r: RowBuffer, f: number, size: nu
   const b = r.bytes;
   for (let i = s; i < e; i++) out[p++] = b[i]!;
   return p;
+}
+
+/**
+ * The error reading field f of r on its own: format.ts's writers read a field in place and report an
+ * offset in (and the text before the end of) the whole row; read alone, both are the value's.
+ */
+function rereadAlone(err: unknown, r: RowBuffer, f: number, column: Column): unknown {
+  const write = column === 'recorded_at' || column === 'occurred_at' ? writeTimestamptz : column === 'source_ip' ? writeInet : writeHex;
+  const value = r.bytes.slice(r.start[f], r.end[f]);
+  try {
+    write(new Uint8Array(64 + value.length), 0, value, 0, value.length);
+  } catch (alone) {
+    if (alone instanceof FormatError) return alone;
+  }
+  return err;
+}
+
+/** Text of a field, which must be UTF-8. */
+function decodeText(b: Uint8Array, s: number, e: number, field: string): string {
+  try {
+    return utf8Decoder.decode(b.subarray(s, e));
+  } catch (err) {
+    if (isDecodeError(err)) throw bad(`not valid UTF-8: ${excerpt(b, s, e)} (an export holds only UTF-8 text)`, { field });
+    throw err;
+  }
 }
 
 function equal32(a: Uint8Array, ai: number, b: Uint8Array, bi: number): boolean {
@@ -828,7 +1264,6 @@ function compareWithHead(
   lastHash: Uint8Array | null,
   head: Head | null,
   limitSeq: number,
-  upToSeq: number | undefined,
   headRequired: boolean,
 ): Verdict {
   const v: Verdict = { ok: true, checked, firstBadSeq: null, problem: null, detail: null };
@@ -838,10 +1273,13 @@ function compareWithHead(
     if (headRequired) bad(1, 'inserted', `stream has ${checked} events but no recorded head: they were written around chainlog`);
   } else if (head.seq > lastSeq && limitSeq > lastSeq) {
     bad(lastSeq + 1, 'truncated', `the recorded head is seq ${head.seq} but the last stored event is seq ${lastSeq}: events ${lastSeq + 1}..${head.seq} are missing`);
-  } else if (upToSeq === undefined && head.seq < lastSeq && !head.pending) {
+  } else if (head.seq < lastSeq && !head.pending) {
+    // Also with upToSeq: the events checked stop at it, and any of them beyond the head is forged.
     bad(head.seq + 1, 'inserted', `events ${head.seq + 1}..${lastSeq} lie beyond the recorded head (seq ${head.seq})`);
+    v.checked = head.seq;
   } else if (head.seq === lastSeq && !head.pending && !bytesEqual(head.hash, lastHash ?? GENESIS)) {
     bad(lastSeq, 'modified', `event ${lastSeq} does not have the recorded head hash: the chain was rewritten with recomputed hashes up to here`);
+    v.checked = lastSeq - 1;
   }
   return v;
 }
@@ -849,7 +1287,9 @@ function compareWithHead(
 /** Something is broken at position k: name it by looking at the rows around k. */
 async function classify(k: number, head: Head | null, nb: Neighbourhood, sha256: Sha256): Promise<Verdict> {
   const v: Verdict = { ok: false, checked: await nb.checkedBefore(k), firstBadSeq: k, problem: null, detail: null };
-  const say = (problem: Problem, detail: string, firstBadSeq = k) => Object.assign(v, { problem, detail, firstBadSeq });
+  // checked counts the events before the first problem: one fewer when that is event k - 1.
+  const say = (problem: Problem, detail: string, firstBadSeq = k) =>
+    Object.assign(v, { problem, detail, firstBadSeq, checked: firstBadSeq < k ? v.checked - 1 : v.checked });
   const ok = (e: EventText, asSeq: number) => contentMatches(e, BigInt(asSeq), sha256);
   const hashOf = (e: EventText | undefined) => (e ? parseBytea(e.hash) : null);
   const prevOf = (e: EventText | undefined) => (e ? parseBytea(e.prevHash) : null);
@@ -1004,6 +1444,20 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
   const limitSeq = upToSeq ?? Number.MAX_SAFE_INTEGER;
 
   return withPinnedSnapshot(db, async (client) => {
+    try {
+      return await verifyInSnapshot(client);
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      const hint = `Check the stream in the database: SELECT * FROM chainlog.verify('${stream.replace(/'/g, "''")}').`;
+      throw new ChainlogError(`verifyOffline could not read a row of stream "${stream}" from the database: ${e.message}. ${hint}`, {
+        code: 'CHAINLOG_UNEXPECTED',
+        cause: e,
+        hint,
+      });
+    }
+  });
+
+  async function verifyInSnapshot(client: pg.ClientBase): Promise<VerifyReport> {
     const recorded = await readStreamHead(client, stream);
     const head = recorded ? { seq: recorded.seq, hash: parseBytea(recorded.hash), pending: recorded.pending } : null;
     const where = `e.stream = ${client.escapeLiteral(stream)}${upToSeq === undefined ? '' : ` and e.seq <= ${upToSeq}`}`;
@@ -1028,10 +1482,10 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
     if (scanner.rows === 0 && head === null) throw unknownStream(stream);
     const verdict =
       scanner.k === null
-        ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq, upToSeq, true)
+        ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq, true)
         : await classify(scanner.k, head, databaseNeighbourhood(client, stream), sha256);
     return { stream, ...verdict };
-  });
+  }
 }
 
 /** The rows around a broken position, read with plain SELECTs in the same snapshot. */
@@ -1066,7 +1520,10 @@ export interface VerifyFileOptions {
   input?: Readable | AsyncIterable<Uint8Array>;
   /** Default: from the file name (.ndjson / .jsonl), else csv. */
   format?: 'csv' | 'ndjson';
-  /** Verify only this stream's rows when the file holds several; default: the stream of the first row. */
+  /**
+   * Verify only this stream's rows, skipping any others. Needed for a file holding rows of several
+   * streams, which is refused without it; default: the one stream of the file.
+   */
   stream?: string;
   /**
    * The head the chain must end at (exportEvents() returns it as headSeq/headHash; chainlog.streams shows
@@ -1091,6 +1548,10 @@ export interface VerifyFileOptions {
  * Verifies an export (exportEvents(), CSV or NDJSON) with no database at all. Reports like
  * chainlog.verify(); compares the chain's end with `expectedHead` only when it is given.
  * Keeps 32 bytes per event in memory (the hashes classification may need to look up).
+ *
+ * The file must be as the export writes it: whatever in it the hashes do not cover (CSV header, JSON
+ * keys and syntax, ids, the order of the lines) is checked too, and a file that is not so is refused
+ * with a ChainlogFileFormatError naming the line, and when known the seq and the field.
  */
 export async function verifyOfflineFile(options: VerifyFileOptions): Promise<VerifyReport> {
   const { path, input, expectedHead, upToSeq, onProgress } = options;
@@ -1108,61 +1569,172 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
   const sha256 = options.sha256 ?? nodeSha256;
   const limitSeq = upToSeq ?? Number.MAX_SAFE_INTEGER;
 
-  let wanted = options.stream;
+  // The stream verified: the one asked for, else the first row's. Rows are told apart by their bytes.
+  const given = options.stream;
+  let wanted: Uint8Array | null = given === undefined ? null : utf8Encoder.encode(given);
+  let wantedName = given;
+  let skipped: string | undefined;
   let scanner: Scanner | undefined;
+  let parser: Parser | undefined;
   const makeScanner = (columns: readonly string[], pool?: ContentCheckPool) =>
-    new Scanner({ columns, sha256, limitSeq, fromSeq, collectNeighbours: true, contentPool: pool });
-  // Rows of other streams are skipped before the scanner sees them.
+    new Scanner({ columns, sha256, limitSeq, fromSeq, collectNeighbours: true, contentPool: pool, line: () => parser!.line() });
+  // Rows of other streams are skipped before the scanner sees them, when a stream was asked for.
   const streamFilter = (columns: readonly string[], s: Scanner): RowSink => {
-    const streamCol = columns.indexOf('stream');
+    const col = columns.indexOf('stream');
     return (r) => {
-      const name = utf8Decoder.decode(r.bytes.subarray(r.start[streamCol], r.end[streamCol]));
-      wanted ??= name;
-      return name === wanted ? s.row(r) : r;
+      const b = r.bytes;
+      const start = r.start[col]!;
+      const end = r.end[col]!;
+      if (wanted === null) {
+        wantedName = decodeText(b, start, end, 'stream');
+        wanted = b.slice(start, end);
+      } else if (!sameBytes(b, start, end, wanted)) {
+        const other = lossyDecoder.decode(b.subarray(start, end));
+        if (given !== undefined) {
+          skipped ??= other;
+          return r;
+        }
+        throw bad(
+          `the file holds events of more than one stream (${JSON.stringify(wantedName)} and ${JSON.stringify(other)})`,
+          { field: 'stream', named: true, hint: 'Name the stream to verify: the stream option of verifyOfflineFile(), or chainlog verify --file FILE --stream NAME.' },
+        );
+      }
+      return s.row(r);
     };
   };
 
   const scan = async (pool: ContentCheckPool | undefined, pass: 1 | 2): Promise<Scanner> => {
     scanner = undefined;
-    let parser: Parser;
     if (format === 'ndjson') {
       const s = (scanner = makeScanner(EXPORT_COLUMNS, pool));
-      parser = new NdjsonParser(s.ring[0]!, streamFilter(EXPORT_COLUMNS, s), new Map(EXPORT_COLUMNS.map((c, i) => [c, i])));
+      parser = new NdjsonParser(s.ring[0]!, streamFilter(EXPORT_COLUMNS, s), EXPORT_COLUMNS);
     } else {
-      // The header line names the columns; the data rows follow on the same parser, fed to the scanner.
+      // The header line names the columns: exactly the export's, each once, in any order. The data rows
+      // follow on the same parser, fed to the scanner.
+      const csv = new CsvParser(new RowBuffer(EXPORT_COLUMNS.length * 2), (r) => sink(r));
       let sink: RowSink = (h) => {
-        const columns = Array.from({ length: h.fields }, (_, i) => utf8Decoder.decode(h.bytes.subarray(h.start[i], h.end[i])));
+        const columns = headerColumns(h);
+        csv.names = columns;
         const s = (scanner = makeScanner(columns, pool));
         sink = streamFilter(columns, s);
         return s.ring[0]!;
       };
-      parser = new CsvParser(new RowBuffer(EXPORT_COLUMNS.length * 2), (r) => sink(r));
+      parser = csv;
     }
     const source = input ?? createReadStream(path!, { highWaterMark: 1 << 20 });
     let bytes = 0;
+    // The first bytes are held until there are three, to tell a byte order mark.
+    let first: Uint8Array | null = new Uint8Array(0);
     for await (const chunk of source as AsyncIterable<Uint8Array>) {
-      parser.push(chunk);
       bytes += chunk.length;
+      let data = chunk;
+      if (first !== null) {
+        data = concat(first, chunk);
+        if (data.length < 3) {
+          first = data;
+          continue;
+        }
+        refuseBom(data);
+        first = null;
+      }
+      parser.push(data);
       onProgress?.({ rows: scanner?.rows ?? 0, bytes, pass });
       if (pool) await pool.backpressure();
     }
+    if (first !== null && first.length > 0) parser.push(first);
     parser.end();
     return scanner ?? makeScanner(EXPORT_COLUMNS);
   };
-  // The file's size decides only the default; a stream passed as input is never read twice by workers.
-  const custom = options.sha256 !== undefined;
-  const large = async () => options.workers === undefined && !custom && (await stat(path!)).size >= WORKERS_FROM_BYTES;
-  const s = await withContentWorkers(input === undefined ? workerCount(options.workers, custom, await large()) : 0, scan);
 
-  const stream = wanted ?? options.stream ?? '';
-  if (s.rows === 0 && !expectedHead) throw new FormatError(`the file holds no events${wanted ? ` of stream "${wanted}"` : ''}`);
-  const head = expectedHead
-    ? { seq: expectedHead.seq, hash: typeof expectedHead.hash === 'string' ? parseBytea(expectedHead.hash) : expectedHead.hash }
-    : null;
-  const verdict =
-    s.k === null
-      ? compareWithHead(s.checked, s.lastSeq, s.checked ? s.lastHash : null, head, limitSeq, upToSeq, false)
-      : await classify(s.k, head, s, sha256);
-  return { stream, ...verdict };
+  try {
+    // The file's size decides only the default; a stream passed as input is never read twice by workers.
+    const custom = options.sha256 !== undefined;
+    const large = async () => options.workers === undefined && !custom && (await stat(path!)).size >= WORKERS_FROM_BYTES;
+    const s = await withContentWorkers(input === undefined ? workerCount(options.workers, custom, await large()) : 0, scan);
+
+    const stream = wantedName ?? '';
+    if (s.rows === 0 && !expectedHead && s.disorder === null) {
+      throw bad(
+        given === undefined
+          ? 'the file holds no events'
+          : `the file holds no events of stream ${JSON.stringify(given)}${skipped === undefined ? '' : ` (it holds events of ${JSON.stringify(skipped)})`}`,
+        { hint: 'Check the file and the stream name.' },
+      );
+    }
+    if (s.disorder !== null) return { stream, ...disorderVerdict(s.disorder) };
+    const head = expectedHead
+      ? { seq: expectedHead.seq, hash: typeof expectedHead.hash === 'string' ? parseBytea(expectedHead.hash) : expectedHead.hash }
+      : null;
+    const verdict =
+      s.k === null
+        ? compareWithHead(s.checked, s.lastSeq, s.checked ? s.lastHash : null, head, limitSeq, false)
+        : await classify(s.k, head, s, sha256);
+    return { stream, ...verdict };
+  } catch (e) {
+    throw fileFormatError(e);
+  }
 }
 
+/** The CSV header's column names: exactly EXPORT_COLUMNS, each once (in any order). */
+function headerColumns(h: RowBuffer): string[] {
+  const columns: string[] = [];
+  for (let i = 0; i < h.fields; i++) {
+    const name = decodeText(h.bytes, h.start[i]!, h.end[i]!, `column ${i + 1} of the header`);
+    if (!(EXPORT_COLUMNS as readonly string[]).includes(name)) {
+      throw bad(`unknown column ${JSON.stringify(name)} in the header: an export has exactly the columns ${EXPORT_COLUMNS.join(', ')}`, {
+        field: name,
+        named: true,
+      });
+    }
+    if (columns.includes(name)) {
+      throw bad(`the column "${name}" appears twice in the header (CSV readers differ on which one counts)`, { field: name, named: true });
+    }
+    columns.push(name);
+  }
+  const missing = EXPORT_COLUMNS.filter((c) => !columns.includes(c));
+  if (missing.length > 0) {
+    throw bad(`the header lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: an export has exactly the columns ${EXPORT_COLUMNS.join(', ')}`, {
+      field: missing[0],
+      named: true,
+    });
+  }
+  return columns;
+}
+
+function refuseBom(data: Uint8Array): void {
+  if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) {
+    throw bad('the file starts with a UTF-8 byte order mark (the bytes EF BB BF), which an export never writes: a program saved the file again', {
+      line: 1,
+      hint: 'Verify the file as exported. If only the mark was added, remove those three bytes and verify again: the hashes cover everything else.',
+    });
+  }
+}
+
+function sameBytes(b: Uint8Array, start: number, end: number, to: Uint8Array): boolean {
+  if (end - start !== to.length) return false;
+  for (let i = 0; i < to.length; i++) if (b[start + i] !== to[i]) return false;
+  return true;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Lines out of order: the verdict names them, whatever else the rows before them showed. */
+function disorderVerdict(d: Disorder): Verdict {
+  return {
+    ok: false,
+    checked: d.checked,
+    firstBadSeq: d.seq,
+    problem: d.repeat ? 'inserted' : 'reordered',
+    detail: d.repeat
+      ? `line ${d.line} repeats event ${d.seq}: the file holds it twice`
+      : d.seq === d.after
+        ? `line ${d.line} holds an event at seq ${d.seq} with a smaller id than the line before it: the file's lines are out of (seq, id) order, in which an export writes them`
+        : `line ${d.line} holds event ${d.seq} after event ${d.after}: the file's lines are out of seq order, in which an export writes them`,
+  };
+}

@@ -122,6 +122,20 @@ describe('roles', () => {
     expect((await db.query(`select ok from chainlog.verify('forged-head')`)).rows).toEqual([{ ok: true }]);
   });
 
+  it('streams named chainlog.* are chainlog\'s own: a writer cannot forge a maintenance record', async () => {
+    for (const stream of ['chainlog.maintenance', 'chainlog.anything']) {
+      await expect(
+        asRole(
+          'chainlog_writer',
+          `insert into chainlog.events (stream, event_type, action, payload)
+           values ('${stream}', 'CHAINLOG_MAINTENANCE_BEGAN', 'EXECUTE', '{"reason": "routine"}')`,
+        ),
+      ).rejects.toMatchObject({ code: 'LC002', message: expect.stringContaining(`stream "${stream}" is reserved`) });
+    }
+    // A name that merely contains chainlog is the writer's.
+    expect(await asRole('chainlog_writer', `select seq from chainlog.append('E', 'CREATE', 'chainlog-demo.x')`)).toHaveLength(1);
+  });
+
   it('chainlog_admin can open a maintenance window; a writer cannot', async () => {
     expect(await asRole('chainlog_admin', `select chainlog.begin_maintenance('test') is not null as ok`)).toEqual([{ ok: true }]);
     await expect(asRole('chainlog_writer', `select chainlog.begin_maintenance('test')`)).rejects.toMatchObject({ code: '42501' });

@@ -1,8 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ChainlogError, ChainlogFileFormatError } from '../src/errors.js';
 import { exportEvents } from '../src/export.js';
 import { verifyOffline, verifyOfflineFile, type VerifyReport } from '../src/offline-verify.js';
 import { useChainlogDatabase } from './support/db.js';
@@ -239,21 +242,15 @@ describe('verifyOfflineFile() from an export', () => {
     }
   });
 
-  it('reads NDJSON whose lines carry keys it does not know, before and among its own', async () => {
+  it('refuses NDJSON whose lines carry keys it does not know, before or among its own, naming the line and key', async () => {
     await seedStream(db.pool, 'file-keys', 6);
     const lines = (await exported('file-keys', 'ndjson')).bytes.toString('utf8').trimEnd().split('\n');
-    const extended = lines.map((l) => l.replace(/^\{/, '{"note": "added", ').replace('"actor":', '"extra": [1, {"a": "}"}], "actor":'));
-    expect(extended[0]).toMatch(/^\{"note": "added", .*"extra": \[1, .*"actor":/);
-    expect(await verifyOfflineFile({ input: Readable.from([Buffer.from(extended.join('\n') + '\n')]), format: 'ndjson' })).toMatchObject({
-      ok: true,
-      checked: 6,
-    });
-    const edited = extended.map((l, i) => (i === 2 ? l.replace('seed event 3"', 'seed event 4"') : l));
-    expect(await verifyOfflineFile({ input: Readable.from([Buffer.from(edited.join('\n') + '\n')]), format: 'ndjson' })).toMatchObject({
-      ok: false,
-      problem: 'modified',
-      firstBadSeq: 3,
-    });
+    const feed = (edited: string[]) => verifyOfflineFile({ input: Readable.from([Buffer.from(edited.join('\n') + '\n')]), format: 'ndjson' });
+    const before = lines.map((l, i) => (i === 2 ? l.replace(/^\{/, '{"note": "added", ') : l));
+    await expect(feed(before)).rejects.toMatchObject({ code: 'CHAINLOG_BAD_FILE', line: 3, seq: undefined, field: 'note' });
+    await expect(feed(before)).rejects.toThrow(/line 3\b.*unknown key "note"/);
+    const among = lines.map((l, i) => (i === 4 ? l.replace('"actor":', '"extra": [1, {"a": "}"}], "actor":') : l));
+    await expect(feed(among)).rejects.toMatchObject({ code: 'CHAINLOG_BAD_FILE', line: 5, field: 'extra' });
   });
 
   it('parses a file fed in one-byte chunks like one fed at once', async () => {
@@ -276,5 +273,235 @@ describe('verifyOfflineFile() from an export', () => {
     expect(await verifyOfflineFile({ input: byteByByte(crlf), format: 'csv' })).toMatchObject({ ok: true, checked: 5 });
     const edited = Buffer.from(crlf.toString('utf8').replace('seed event 4"', 'seed event 5"'));
     expect(await verifyOfflineFile({ input: byteByByte(edited), format: 'csv' })).toMatchObject({ ok: false, problem: 'modified', firstBadSeq: 4 });
+  });
+});
+
+describe('verifyOfflineFile() reads a file only as an export writes it: anything the hashes do not cover is refused', () => {
+  /** Lines of a stream's export (no trailing empty line). */
+  async function exportedLines(stream: string, format: 'csv' | 'ndjson', count = 5): Promise<string[]> {
+    await seedStream(db.pool, stream, count);
+    return (await exported(stream, format)).bytes.toString('utf8').trimEnd().split('\n');
+  }
+  const feed = (lines: string[] | Buffer, format: 'csv' | 'ndjson', more: { stream?: string } = {}) =>
+    verifyOfflineFile({ input: Readable.from([Buffer.isBuffer(lines) ? lines : Buffer.from(lines.join('\n') + '\n')]), format, ...more });
+  const edit = (lines: string[], index: number, fn: (line: string) => string) => lines.map((l, i) => (i === index ? fn(l) : l));
+  const refusal = async (promise: Promise<unknown>): Promise<ChainlogFileFormatError> => {
+    const e = await promise.then(
+      (report) => { throw new Error(`verified instead of refusing: ${JSON.stringify(report)}`); },
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(ChainlogFileFormatError);
+    expect(e).toBeInstanceOf(ChainlogError);
+    expect(e).toMatchObject({ code: 'CHAINLOG_BAD_FILE' });
+    return e as ChainlogFileFormatError;
+  };
+
+  it('NDJSON: a key written with escapes is the key a JSON reader sees (a hidden "after" is read, a second "actor" refused)', async () => {
+    const lines = await exportedLines('strict-escaped-keys', 'ndjson');
+    // The reviewer's file: every JSON reader sees after = {"role":"viewer"} in event 3.
+    const hidden = edit(lines, 2, (l) => l.replace('"format_version"', '"\\u0061fter":{"role":"viewer"},"format_version"'));
+    expect(JSON.parse(hidden[2]!).after).toEqual({ role: 'viewer' });
+    expect(await feed(hidden, 'ndjson')).toMatchObject({ ok: false, problem: 'modified', firstBadSeq: 3 });
+    // The same key twice, once escaped.
+    const twice = edit(lines, 1, (l) => l.replace('"actor":', '"\\u0061ctor":"mallory@example.com","actor":'));
+    const e = await refusal(feed(twice, 'ndjson'));
+    expect(e).toMatchObject({ line: 2, field: 'actor' });
+    expect(e.message).toMatch(/^line 2: the key "actor" appears twice/);
+    // An escaped key on its own is just that key.
+    expect(await feed(edit(lines, 1, (l) => l.replace('"actor":', '"\\u0061ctor":')), 'ndjson')).toMatchObject({ ok: true, checked: 5 });
+  });
+
+  it('NDJSON: a duplicate key is refused (readers disagree on which one counts)', async () => {
+    const lines = await exportedLines('strict-dup-keys', 'ndjson');
+    const e = await refusal(feed(edit(lines, 3, (l) => l.replace('"actor":', '"actor":"mallory@example.com","actor":')), 'ndjson'));
+    expect(e).toMatchObject({ line: 4, field: 'actor' });
+  });
+
+  it('NDJSON: a line that is not strict JSON, or holds a value of the wrong JSON type, is refused with its line', async () => {
+    await seedStream(db.pool, 'strict-json', 3);
+    await db.query(`insert into chainlog.events (stream, event_type, action, resource_id) values ('strict-json', 'X', 'CREATE', E'a\\tb')`);
+    const lines = (await exported('strict-json', 'ndjson')).bytes.toString('utf8').trimEnd().split('\n');
+    expect(lines[3]).toContain('"resource_id":"a\\tb"');
+    const cases: [string, number, (l: string) => string, RegExp][] = [
+      ['an escape JSON does not have', 2, (l) => l.replace('"seed@example.com"', '"seed\\@example.com"'), /escape/],
+      ['\\u without four hex digits', 2, (l) => l.replace('"seed@example.com"', '"seed\\u00zz@example.com"'), /escape/],
+      ['a lone surrogate', 2, (l) => l.replace('"seed@example.com"', '"seed\\ud800@example.com"'), /surrogate/],
+      ['a NUL character in text', 2, (l) => l.replace('"seed@example.com"', '"seed\\u0000@example.com"'), /NUL/],
+      ['a raw control character in a string', 4, (l) => l.replace('a\\tb', 'a\tb'), /control character/],
+      ['a missing comma', 2, (l) => l.replace(',"actor":', ' "actor":'), /expected "," or "}"/],
+      ['a trailing comma', 2, (l) => l.replace(/\}$/, ',}'), /expected a key/],
+      ['a second object glued on', 2, (l) => `${l}{"actor":"mallory@example.com"}`, /after the closing "}"/],
+      ['seq as a string', 2, (l) => l.replace('"seq":2,', '"seq":"2",'), /seq.*number/],
+      ['seq as 2.0', 2, (l) => l.replace('"seq":2,', '"seq":2.0,'), /seq/],
+      ['format_version as a string of 16 digits', 2, (l) => l.replace('"format_version":1,', '"format_version":"0000000000065537",'), /format_version.*number/],
+      ['format_version with a leading zero', 2, (l) => l.replace('"format_version":1,', '"format_version":01,'), /format_version/],
+      ['a text value as a number', 2, (l) => l.replace('"resource_id":"2"', '"resource_id":2'), /resource_id.*string/],
+      ['an id that is not an integer', 2, (l) => l.replace(/"id":\d+/, '"id":"x"'), /id.*number/],
+      ['a key without quotes', 2, (l) => l.replace('"actor":', 'actor:'), /expected a key/],
+      ['a missing column', 2, (l) => l.replace(/"hash":"[0-9a-f]+"/, '"hash":null'), /hash/],
+    ];
+    for (const [name, line, fn, message] of cases) {
+      const e = await refusal(feed(edit(lines, line - 1, fn), 'ndjson'));
+      expect(e.line, name).toBe(line);
+      expect(e.message, name).toMatch(new RegExp(`^line ${line}\\b`));
+      expect(e.message, name).toMatch(message);
+    }
+    // Whitespace between tokens, CRLF and blank lines are JSON a reader reads the same: still intact.
+    // (payload's own text is hashed as it is: only the line's structure around it is spaced out.)
+    const spaced = lines.map((l) => `{ ${l.slice(1, -1).replace(/,"/g, ' ,\t"').replace(/"(actor|seq|hash)":/g, '"$1" :\t')} }\r`).join('\n\n');
+    expect(await feed(Buffer.from(spaced + '\n'), 'ndjson')).toMatchObject({ ok: true, checked: 4 });
+  });
+
+  it('CSV: the header must name exactly the export\'s columns, each once', async () => {
+    const lines = await exportedLines('strict-header', 'csv');
+    expect(lines[0]).toBe('id,stream,seq,recorded_at,occurred_at,actor,actor_type,event_type,action,result,resource_type,resource_id,source_ip,request_id,payload,before,after,format_version,data_digest,prev_hash,hash');
+    const extra = lines.map((l, i) => `${l},${i === 0 ? 'note' : 'x'}`);
+    expect(await refusal(feed(extra, 'csv'))).toMatchObject({ line: 1, field: 'note' });
+    // A second actor placed first: a reader keyed by name may take either.
+    const dup = lines.map((l, i) => `${i === 0 ? 'actor' : 'mallory@example.com'},${l}`);
+    const e = await refusal(feed(dup, 'csv'));
+    expect(e).toMatchObject({ line: 1, field: 'actor' });
+    expect(e.message).toMatch(/"actor" appears twice/);
+    const noId = lines.map((l) => l.replace(/^[^,]*,/, ''));
+    expect(await refusal(feed(noId, 'csv'))).toMatchObject({ line: 1, field: 'id' });
+  });
+
+  it('CSV: quotes only around a whole value, carriage returns only before a newline', async () => {
+    const lines = await exportedLines('strict-csv-quotes', 'csv');
+    // Quoting a value that needs no quotes is still the same value.
+    expect(await feed(edit(lines, 2, (l) => l.replace(',seed@example.com,', ',"seed@example.com",')), 'csv')).toMatchObject({ ok: true, checked: 5 });
+    const cases: [string, (l: string) => string, RegExp][] = [
+      ['text after a closing quote', (l) => l.replace(',seed@example.com,', ',"seed@exa"mple.com,'), /closing quote/],
+      ['a quote inside an unquoted value', (l) => l.replace(',seed@example.com,', ',seed@"example".com,'), /quote/],
+      ['a carriage return inside an unquoted value', (l) => l.replace(',seed@example.com,', ',seed@exa\rmple.com,'), /carriage return/],
+    ];
+    for (const [name, fn, message] of cases) {
+      const e = await refusal(feed(edit(lines, 2, fn), 'csv'));
+      expect(e, name).toMatchObject({ line: 3, field: 'actor' });
+      expect(e.message, name).toMatch(message);
+    }
+  });
+
+  it('integers are range-checked and must be written as PostgreSQL prints them: format_version, seq, id', async () => {
+    const lines = await exportedLines('strict-integers', 'csv');
+    const tail = /,1,(\\x[0-9a-f]{64},\\x[0-9a-f]{64},\\x[0-9a-f]{64})$/;
+    expect(lines[2]).toMatch(tail);
+    // 2^64 + 1 wrapped around to 1 and verified.
+    for (const [value, message] of [['18446744073709551617', /out of range/], ['65537', /out of range/], ['01', /leading zero/], ['+1', /integer/]] as const) {
+      const e = await refusal(feed(edit(lines, 2, (l) => l.replace(tail, `,${value},$1`)), 'csv'));
+      expect(e, value).toMatchObject({ line: 3, seq: 2, field: 'format_version' });
+      expect(e.message, value).toMatch(message);
+    }
+    for (const id of ['x', '99999999999999999999', '007']) {
+      expect(await refusal(feed(edit(lines, 2, (l) => l.replace(/^\d+,/, `${id},`)), 'csv')), id).toMatchObject({ line: 3, field: 'id' });
+    }
+    expect(await refusal(feed(edit(lines, 2, (l) => l.replace(/^(\d+,[^,]+),2,/, '$1,02,')), 'csv'))).toMatchObject({ line: 3, field: 'seq' });
+  });
+
+  it('an error names the line, the seq and the field, counting lines inside quoted CSV values', async () => {
+    await seedStream(db.pool, 'strict-where', 2);
+    await db.query(`insert into chainlog.events (stream, event_type, action, resource_id) values ('strict-where', 'X', 'CREATE', E'two\\nlines')`);
+    await seedStream(db.pool, 'strict-where', 2);
+    const csv = (await exported('strict-where', 'csv')).bytes.toString('utf8').split('\n');
+    // header (1), seq 1 (2), seq 2 (3), seq 3 (4-5), seq 4 (6), seq 5 (7)
+    expect(csv[6]).toMatch(/^\d+,strict-where,5,/);
+    csv[6] = csv[6]!.replace(/\\x[0-9a-f]{64}$/, '\\x12');
+    const e = await refusal(feed(Buffer.from(csv.join('\n')), 'csv'));
+    expect(e).toMatchObject({ line: 7, seq: 5, field: 'hash' });
+    expect(e.message).toMatch(/^line 7 \(seq 5\), hash: /);
+
+    const nd = (await exported('strict-where', 'ndjson')).bytes.toString('utf8').trimEnd().split('\n');
+    const late = await refusal(feed(edit(nd, 3, (l) => l.replace('"recorded_at":"', '"recorded_at":"x')), 'ndjson'));
+    expect(late).toMatchObject({ line: 4, seq: 4, field: 'recorded_at' });
+    expect(late.message).toMatch(/^line 4 \(seq 4\), recorded_at: timestamptz/);
+  });
+
+  it('invalid UTF-8 in a text value is a format error naming the line and the field, not a decoder error', async () => {
+    const lines = await exportedLines('strict-utf8', 'ndjson');
+    const bytes = Buffer.from(lines.join('\n') + '\n');
+    const at = bytes.indexOf('seed@example.com', bytes.indexOf('\n') + 1);
+    const bad = Buffer.concat([bytes.subarray(0, at + 4), Buffer.from([0xff]), bytes.subarray(at + 5)]);
+    const e = await refusal(feed(bad, 'ndjson'));
+    expect(e).toMatchObject({ line: 2, seq: 2, field: 'actor' });
+    expect(e.message).toMatch(/UTF-8/);
+    // In the stream name of the first row.
+    const first = bytes.indexOf('strict-utf8');
+    const badStream = Buffer.concat([bytes.subarray(0, first), Buffer.from([0xc3, 0x28]), bytes.subarray(first + 2)]);
+    expect(await refusal(feed(badStream, 'ndjson'))).toMatchObject({ line: 1, field: 'stream' });
+  });
+
+  it('a UTF-8 byte order mark at the start of the file is refused, saying so', async () => {
+    await seedStream(db.pool, 'strict-bom', 3);
+    for (const format of ['csv', 'ndjson'] as const) {
+      const { bytes } = await exported('strict-bom', format);
+      const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes]);
+      const e = await refusal(verifyOfflineFile({ input: byteByByte(withBom), format }));
+      expect(e.message, format).toMatch(/byte order mark/);
+      expect(e, format).toMatchObject({ line: 1 });
+    }
+  });
+
+  it('a file holding several streams needs `stream`: without it the file is refused, naming two of them', async () => {
+    await seedStream(db.pool, 'mix-other', 3);
+    await seedStream(db.pool, 'mix-acme', 4);
+    for (const format of ['csv', 'ndjson'] as const) {
+      const other = (await exported('mix-other', format)).bytes.toString('utf8');
+      const acme = (await exported('mix-acme', format)).bytes.toString('utf8');
+      // `cat other acme`, keeping one CSV header.
+      const both = Buffer.from(format === 'csv' ? other + acme.slice(acme.indexOf('\n') + 1) : other + acme);
+      const e = await refusal(feed(both, format));
+      expect(e.message, format).toMatch(/"mix-other" and "mix-acme"/);
+      expect(e.message, format).toMatch(/--stream/);
+      expect(e, format).toMatchObject({ line: format === 'csv' ? 5 : 4, field: 'stream' });
+      expect(await feed(both, format, { stream: 'mix-acme' }), format).toMatchObject({ stream: 'mix-acme', ok: true, checked: 4 });
+      expect(await feed(both, format, { stream: 'mix-other' }), format).toMatchObject({ stream: 'mix-other', ok: true, checked: 3 });
+      await expect(feed(both, format, { stream: 'mix-none' }), format).rejects.toThrow(/no events of stream "mix-none"/);
+    }
+  });
+
+  it('verify --file exits 2 with the error for a malformed file, and --json gives its code', async () => {
+    const lines = await exportedLines('strict-cli', 'ndjson');
+    const dir = mkdtempSync(join(tmpdir(), 'chainlog-strict-'));
+    try {
+      const file = join(dir, 'bad.ndjson');
+      writeFileSync(file, edit(lines, 1, (l) => l.replace('"actor":', '"actor":"x","actor":')).join('\n') + '\n');
+      const cli = (args: string[]) => spawnSync(process.execPath, [fileURLToPath(new URL('../cli/chainlog.js', import.meta.url)), ...args], { encoding: 'utf8' });
+      const text = cli(['verify', '--file', file]);
+      expect(text.status).toBe(2);
+      expect(text.stderr).toMatch(/chainlog: line 2: the key "actor" appears twice/);
+      const machine = cli(['verify', '--file', file, '--json']);
+      expect(machine.status).toBe(2);
+      expect(JSON.parse(machine.stdout).error).toMatchObject({ name: 'ChainlogFileFormatError', code: 'CHAINLOG_BAD_FILE' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('verifyOffline() throws a ChainlogError for a row it cannot encode, not a bare FormatError', async () => {
+    await seedStream(db.pool, 'huge-seq', 2);
+    await asAttacker(db.pool, `update chainlog.events set seq = 9007199254740993 where stream = 'huge-seq' and seq = 2`);
+    const e = await verifyOffline({ db: db.pool, stream: 'huge-seq' }).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ChainlogError);
+    expect((e as ChainlogError).message).toMatch(/seq/);
+  });
+
+  it('lines out of seq order are reported as that, not as a broken link', async () => {
+    const lines = await exportedLines('strict-order', 'ndjson', 10);
+    const swapped = lines.map((l, i) => (i === 2 ? lines[3]! : i === 3 ? lines[2]! : l));
+    expect(await feed(swapped, 'ndjson')).toEqual({
+      stream: 'strict-order', ok: false, checked: 2, firstBadSeq: 3, problem: 'reordered',
+      detail: 'line 4 holds event 3 after event 4: the file\'s lines are out of seq order, in which an export writes them',
+    });
+    // A copy of line 1 appended (or the export concatenated with itself).
+    expect(await feed([...lines, lines[0]!], 'ndjson')).toEqual({
+      stream: 'strict-order', ok: false, checked: 0, firstBadSeq: 1, problem: 'inserted',
+      detail: 'line 11 repeats event 1: the file holds it twice',
+    });
+    expect(await feed([...lines, ...lines], 'ndjson')).toMatchObject({ ok: false, problem: 'inserted', firstBadSeq: 1 });
+    // The same line twice in a row.
+    expect(await feed([...lines.slice(0, 5), lines[4]!, ...lines.slice(5)], 'ndjson')).toEqual({
+      stream: 'strict-order', ok: false, checked: 4, firstBadSeq: 5, problem: 'inserted',
+      detail: 'line 6 repeats event 5: the file holds it twice',
+    });
   });
 });

@@ -1,5 +1,5 @@
 // What every command shares: the global options, exit codes, and turning errors into exit code 2.
-import { ChainlogError, toChainlogError } from '../src/errors.js';
+import { ChainlogError, invalidArgument, toChainlogError } from '../src/errors.js';
 import { processOutput, red, writeJson, writeLine, type Output } from './output.js';
 
 /** Options every command accepts (defined in cli/main.ts). */
@@ -39,4 +39,55 @@ export function handler<A extends GlobalArgs>(run: (args: A, out: Output) => Pro
       process.exitCode = EXIT.ERROR;
     }
   };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Option values the CLI reads itself, so that a bad one is named as the user wrote it.
+
+/** A seq option (--up-to-seq, --from-seq, --to-seq): a whole number, kept as the decimal text given. */
+export function seqOption(flag: string, text: string | number | undefined, min = 0): string | undefined {
+  if (text === undefined) return undefined;
+  const value = String(text).trim();
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) < min) {
+    throw invalidArgument(`--${flag} must be a seq, a whole number${min > 0 ? ` from ${min}` : ''}, not ${JSON.stringify(String(text))}.`);
+  }
+  return String(Number(value));
+}
+
+/** A whole-number option read as text (yargs would turn "abc" into NaN before we could name it). */
+export function integerOption(flag: string, text: string | number | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (text === undefined) return undefined;
+  const value = String(text).trim();
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+    throw invalidArgument(`--${flag} must be a whole number ${range}, not ${JSON.stringify(String(text))}.`);
+  }
+  return n;
+}
+
+/** What --help says about every time option. */
+export const TIME_HELP = 'ISO 8601; UTC unless it has an offset: 2025-01-31, 2025-01-31T09:30, 2025-01-31T09:30+02:00';
+
+const ISO_TIME =
+  /^(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?:[T ]((?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:\.\d{1,6})?)?))?\s*(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?$/i;
+
+/**
+ * A time option (--from, --to of search and export): an ISO 8601 date or date and time, read as UTC
+ * when it gives no offset, whatever the time zone of this machine or of the database session. Returned
+ * with its offset spelled out, to the microsecond, for PostgreSQL to read.
+ */
+export function timeOption(flag: string, text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const m = ISO_TIME.exec(String(text).trim());
+  if (!m) {
+    throw invalidArgument(`--${flag} must be an ISO 8601 date or time, e.g. 2025-01-31 or 2025-01-31T09:30:00+02:00, not ${JSON.stringify(String(text))}.`);
+  }
+  const zone = m[3] === undefined || m[3].toUpperCase() === 'Z' ? 'Z' : m[3];
+  return `${m[1]}T${m[2] ?? '00:00:00'}${zone}`;
+}
+
+/** One word for a POSIX shell: as is when that is safe, else in single quotes. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

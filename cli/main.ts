@@ -48,15 +48,42 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     }) as unknown as Argv<GlobalArgs>;
 }
 
+/**
+ * The last resort for an error nothing caught: an 'error' event without a listener, a promise rejected
+ * with nobody waiting. Node.js would print a stack trace and exit with 1, which this CLI reserves for
+ * "verify found tampering". Report it like any other error and exit 2 instead; the command's state is
+ * unknown, so do not let it run on.
+ */
+function exitOnUncaught(json: boolean): (e: unknown) => void {
+  let exiting = false;
+  return (e) => {
+    if (exiting) return;
+    exiting = true;
+    try {
+      reportError(processOutput(json), e);
+    } catch {
+      // Nothing more can be said.
+    }
+    exitWith(EXIT.ERROR);
+    const exit = () => process.exit(EXIT.ERROR);
+    // Let the report reach a pipe before the process ends; give up waiting after a second.
+    setTimeout(exit, 1000).unref();
+    process.stdout.write('', () => process.stderr.write('', exit));
+  };
+}
+
 /** Runs the CLI; resolves to the exit code (also set on process.exitCode). */
 export async function main(argv: string[] = hideBin(process.argv)): Promise<number> {
+  const json = argv.includes('--json');
+  const uncaught = exitOnUncaught(json);
+  process.on('uncaughtException', uncaught);
+  process.on('unhandledRejection', uncaught);
   // `chainlog export -s acme | head`: the reader went away. Stop quietly, as other Unix tools do, but
   // not with 0: the command did not finish.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(EXIT.ERROR);
     throw e;
   });
-  const json = argv.includes('--json');
   const cli = buildCli(argv);
   try {
     await cli.parseAsync();

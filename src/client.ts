@@ -14,7 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { ChainlogError, invalidArgument, toChainlogError } from './errors.js';
-import { exportEvents, type ExportProgress } from './export.js';
+import { exportEvents, onWatchedSession, type ExportProgress } from './export.js';
 import { verifyOffline as verifyOfflineImpl, type VerifyProgress } from './offline-verify.js';
 
 /** A pool, or a client (a pool client too) whose session, and open transaction, calls should use. */
@@ -50,10 +50,20 @@ export interface NewEvent {
   result?: EventResult;
   resourceType?: string;
   resourceId?: string;
-  /** Any JSON value; undefined and null both store SQL NULL. */
+  /** Any JSON value; undefined and null both store SQL NULL. Sent as JSON.stringify() writes it. */
   payload?: unknown;
   before?: unknown;
   after?: unknown;
+  /**
+   * Instead of payload: the payload as JSON text, which PostgreSQL parses into the jsonb as written, so
+   * numbers keep every digit (12345678901234567890, 0.1000, 1.0), where JSON.parse() and JSON.stringify()
+   * round them to doubles. Text that is not JSON is refused by PostgreSQL (SQLSTATE 22P02).
+   */
+  payloadJson?: string;
+  /** Instead of before: its JSON text (see payloadJson). */
+  beforeJson?: string;
+  /** Instead of after: its JSON text (see payloadJson). */
+  afterJson?: string;
   /** When the event happened, as the client says. A Date or an ISO 8601 string. */
   occurredAt?: Date | string;
   /** IPv4 or IPv6 address. Default: the chainlog.source_ip setting, then the client's address. */
@@ -166,9 +176,12 @@ export interface ExportArgs {
   fromSeq?: string | number | bigint;
   /** Last seq to export (inclusive). Default and cap: the stream's recorded head when the export starts. */
   toSeq?: string | number | bigint;
-  /** Only events recorded at or after this time. */
+  /**
+   * Only events recorded at or after this time. A string is read by PostgreSQL, to the microsecond; one
+   * without an offset is UTC.
+   */
   from?: Date | string;
-  /** Only events recorded before this time. */
+  /** Only events recorded before this time (read like from). */
   to?: Date | string;
   /** csv or ndjson; both hold every column needed to verify the file offline (docs/FORMAT.md). */
   format: 'csv' | 'ndjson';
@@ -185,6 +198,14 @@ export interface ExportSummary {
   headSeq: string;
   /** Hex hash of that head: give both to `chainlog verify --file` (or verifyOfflineFile's expectedHead). */
   headHash: string;
+  /** Seq of the first event written; null when none was. */
+  firstSeq: string | null;
+  /**
+   * Seq and hash of the last event written; null when none was. For an export cut short of the head
+   * (toSeq), this is the head to verify the file against instead of headSeq/headHash.
+   */
+  lastSeq: string | null;
+  lastHash: string | null;
 }
 
 export interface StreamInfo {
@@ -217,27 +238,18 @@ export interface Chainlog {
 // ---------------------------------------------------------------------------------------------------
 // Sessions and transactions
 
-function isPool(db: Db): db is pg.Pool {
-  return db instanceof pg.Pool || ('totalCount' in db && 'idleCount' in db);
-}
-
 // Sessions that must not go back to the pool: a COPY or a ROLLBACK failed on them halfway.
 const brokenSessions = new WeakSet<pg.ClientBase>();
 
-/** Runs fn on one session: a client checked out of the pool, or the client itself. */
-async function onSession<T>(db: Db, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
-  if (!isPool(db)) return fn(db);
-  let client: pg.PoolClient;
-  try {
-    client = await db.connect();
-  } catch (e) {
-    throw toChainlogError(e);
-  }
-  try {
-    return await fn(client);
-  } finally {
-    client.release(brokenSessions.has(client) ? new Error('chainlog: session left in an unknown state') : undefined);
-  }
+/** Runs fn on one session (onWatchedSession), which is not lent again when fn left it in brokenSessions. */
+function onSession<T>(db: Db, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+  return onWatchedSession(db, async (client, unusable) => {
+    try {
+      return await fn(client);
+    } finally {
+      if (brokenSessions.has(client)) unusable();
+    }
+  });
 }
 
 /** 'I' idle, 'T' in a transaction, 'E' in a failed transaction. */
@@ -305,7 +317,12 @@ function timestampParam(value: Date | string | undefined, name: string): string 
   return value;
 }
 
-function jsonParam(value: unknown, name: string): string | null {
+function jsonParam(value: unknown, name: string, text?: unknown): string | null {
+  if (text !== undefined && text !== null) {
+    if (value !== undefined && value !== null) throw invalidArgument(`give ${name} or ${name}Json, not both.`);
+    if (typeof text !== 'string') throw invalidArgument(`${name}Json must be JSON text (a string), not ${typeof text}.`);
+    return text;
+  }
   if (value === undefined || value === null) return null;
   try {
     return JSON.stringify(value);
@@ -418,9 +435,9 @@ function appendValues(e: NewEvent): unknown[] {
     e.result ?? null,
     e.resourceType ?? null,
     e.resourceId ?? null,
-    jsonParam(e.payload, 'payload'),
-    jsonParam(e.before, 'before'),
-    jsonParam(e.after, 'after'),
+    jsonParam(e.payload, 'payload', e.payloadJson),
+    jsonParam(e.before, 'before', e.beforeJson),
+    jsonParam(e.after, 'after', e.afterJson),
     timestampParam(e.occurredAt, 'occurredAt'),
     e.sourceIp ?? null,
     e.requestId ?? null,
@@ -456,9 +473,9 @@ function copyLine(e: NewEvent): string {
     copyField(e.result ?? 'success') + '\t' +
     copyField(e.resourceType) + '\t' +
     copyField(e.resourceId) + '\t' +
-    copyField(jsonParam(e.payload, 'payload')) + '\t' +
-    copyField(jsonParam(e.before, 'before')) + '\t' +
-    copyField(jsonParam(e.after, 'after')) + '\t' +
+    copyField(jsonParam(e.payload, 'payload', e.payloadJson)) + '\t' +
+    copyField(jsonParam(e.before, 'before', e.beforeJson)) + '\t' +
+    copyField(jsonParam(e.after, 'after', e.afterJson)) + '\t' +
     copyField(timestampParam(e.occurredAt, 'occurredAt')) + '\t' +
     copyField(e.sourceIp) + '\t' +
     copyField(e.requestId) + '\n'
@@ -747,12 +764,13 @@ class ChainlogHandle implements Chainlog {
   }
 
   async export(args: ExportArgs, options: CallOptions = {}): Promise<ExportSummary> {
-    const date = (value: Date | string | undefined, name: string) => {
+    // A string goes to PostgreSQL as written (microseconds kept; without an offset it is UTC, the
+    // export session's pinned TimeZone). JavaScript's parser only screens out what is not a time at all.
+    const time = (value: Date | string | undefined, name: string) => {
       const text = timestampParam(value, name);
       if (text === null) return undefined;
-      const d = new Date(text);
-      if (Number.isNaN(d.getTime())) throw invalidArgument(`export(): ${name} is not a date: ${JSON.stringify(value)}.`);
-      return d;
+      if (Number.isNaN(new Date(text).getTime())) throw invalidArgument(`export(): ${name} is not a date: ${JSON.stringify(value)}.`);
+      return value instanceof Date ? value : text;
     };
     try {
       const result = await exportEvents({
@@ -760,13 +778,22 @@ class ChainlogHandle implements Chainlog {
         stream: args.stream,
         fromSeq: seqNumber(args.fromSeq, 'fromSeq'),
         toSeq: seqNumber(args.toSeq, 'toSeq'),
-        from: date(args.from, 'from'),
-        to: date(args.to, 'to'),
+        from: time(args.from, 'from'),
+        to: time(args.to, 'to'),
         format: args.format,
         output: args.output,
         onProgress: args.onProgress,
       });
-      return { rows: Number(result.rows), bytes: result.bytes, headSeq: String(result.headSeq), headHash: result.headHash };
+      const seq = (n: number | null) => (n === null ? null : String(n));
+      return {
+        rows: Number(result.rows),
+        bytes: result.bytes,
+        headSeq: String(result.headSeq),
+        headHash: result.headHash,
+        firstSeq: seq(result.firstSeq),
+        lastSeq: seq(result.lastSeq),
+        lastHash: result.lastHash,
+      };
     } catch (e) {
       throw toChainlogError(e);
     }

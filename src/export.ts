@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from './errors.js';
+import { ChainlogConnectionError, ChainlogInvalidArgumentError, ChainlogUnknownStreamError, toChainlogError } from './errors.js';
 import { toHex } from './format.js';
 import { NdjsonLines, type NdjsonField } from './ndjson-lines.js';
 
@@ -48,13 +48,94 @@ function isPool(db: Db): db is pg.Pool {
 }
 
 /**
+ * Watches one client for the 'error' event node-postgres emits when its connection drops (a server
+ * restart, pg_terminate_backend, a network failure). A client checked out of a pool has no listener of
+ * its own, and an 'error' event nobody listens to ends the process: while the watch is on, the event is
+ * recorded instead, and the call that was using the client rejects with a ChainlogConnectionError.
+ * node-postgres fails the query in flight (a COPY too) and every later one on such a client, so the call
+ * always settles; it does not have to be raced against the event.
+ */
+export class ConnectionWatch {
+  /** The error the client emitted, if its connection dropped while watched. */
+  lost: unknown = undefined;
+  private readonly onError = (e: unknown) => {
+    this.lost ??= e;
+  };
+
+  constructor(private readonly client: pg.ClientBase) {
+    client.on('error', this.onError);
+  }
+
+  /**
+   * What a call that failed with `e` should throw: `e` itself, unless the connection dropped under it;
+   * then a ChainlogConnectionError (e mapped, when it already says so, e.g. 57P01; else the drop).
+   */
+  failure(e: unknown): unknown {
+    if (this.lost === undefined) return e;
+    const mapped = toChainlogError(e);
+    return mapped instanceof ChainlogConnectionError ? mapped : toChainlogError(this.lost);
+  }
+
+  /** True when the session cannot be used again: the connection dropped, or the call failed because it did. */
+  broken(failure?: unknown): boolean {
+    return this.lost !== undefined || (failure !== undefined && toChainlogError(failure) instanceof ChainlogConnectionError);
+  }
+
+  /**
+   * Stops watching. On a dead connection the listener stays: its 'error' event can still arrive after
+   * the failed query (the server's FATAL message comes before the socket closes), and it must not end
+   * the process once the call has already reported the loss.
+   */
+  stop(dead: boolean): void {
+    if (!dead) this.client.removeListener('error', this.onError);
+  }
+}
+
+/** The argument of PoolClient.release() for a session that must not go back to the pool. */
+export function brokenSessionError(cause: unknown): Error {
+  return new Error('chainlog: session left in an unknown state', cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Runs fn on one session: a client checked out of the pool, or the client itself. The client is watched
+ * for a dropped connection the whole time (ConnectionWatch): fn then rejects with a
+ * ChainlogConnectionError instead of the process dying of an unhandled 'error' event, and a pooled
+ * client is released as broken. fn calls `unusable()` when it left the session in a state the pool must
+ * not lend again (a COPY or a ROLLBACK that failed halfway).
+ */
+export async function onWatchedSession<T>(db: Db, fn: (client: pg.ClientBase, unusable: () => void) => Promise<T>): Promise<T> {
+  const pooled = isPool(db);
+  let client: pg.ClientBase;
+  try {
+    client = pooled ? await db.connect() : db;
+  } catch (e) {
+    throw toChainlogError(e);
+  }
+  const watch = new ConnectionWatch(client);
+  let failure: unknown;
+  let reusable = true;
+  try {
+    return await fn(client, () => {
+      reusable = false;
+    });
+  } catch (e) {
+    failure = watch.failure(e);
+    throw failure;
+  } finally {
+    const broken = watch.broken(failure) || !reusable;
+    watch.stop(broken && !pooled);
+    if (pooled) (client as pg.PoolClient).release(broken ? brokenSessionError(watch.lost ?? failure) : undefined);
+  }
+}
+
+/**
  * Runs `fn` on one connection inside one REPEATABLE READ READ ONLY snapshot with PINNED_SETTINGS, and
  * leaves the connection as it found it. A pool lends a connection for the call. A client already inside
  * a transaction is joined through a savepoint (its snapshot is the caller's; the settings are undone).
+ * A connection lost on the way is a ChainlogConnectionError (onWatchedSession).
  */
-export async function withPinnedSnapshot<T>(db: Db, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
-  const client = isPool(db) ? await db.connect() : db;
-  try {
+export function withPinnedSnapshot<T>(db: Db, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+  return onWatchedSession(db, async (client, unusable) => {
     const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
     if (status === 'E') {
       throw new ChainlogInvalidArgumentError('the transaction open on this client has failed. Run ROLLBACK on it first, or pass a pool.', {
@@ -62,17 +143,24 @@ export async function withPinnedSnapshot<T>(db: Db, fn: (client: pg.ClientBase) 
       });
     }
     const joined = status === 'T';
+    // Read-only work: rolling back loses nothing and undoes the settings.
+    const undo = joined ? 'rollback to savepoint chainlog_snapshot; release savepoint chainlog_snapshot' : 'rollback';
     await client.query(joined ? 'savepoint chainlog_snapshot' : 'begin isolation level repeatable read read only');
+    let result: T;
     try {
       await client.query(SET_PINNED);
-      return await fn(client);
-    } finally {
-      // Read-only work: rolling back loses nothing and undoes the settings.
-      await client.query(joined ? 'rollback to savepoint chainlog_snapshot; release savepoint chainlog_snapshot' : 'rollback');
+      result = await fn(client);
+    } catch (e) {
+      // Keep fn's error: a ROLLBACK that fails too (the connection is gone) only marks the session broken.
+      await client.query(undo).catch(unusable);
+      throw e;
     }
-  } finally {
-    if (isPool(db)) (client as pg.PoolClient).release();
-  }
+    await client.query(undo).catch((e: unknown) => {
+      unusable();
+      throw e;
+    });
+    return result;
+  });
 }
 
 export interface StreamHead {
@@ -110,10 +198,13 @@ export interface ExportOptions {
   fromSeq?: number;
   /** Last seq to export (inclusive). Default and cap: the stream's recorded head when the export starts. */
   toSeq?: number;
-  /** Only events recorded at or after this instant. */
-  from?: Date;
-  /** Only events recorded before this instant. */
-  to?: Date;
+  /**
+   * Only events recorded at or after this instant. A string is read by PostgreSQL as a timestamptz, to the
+   * microsecond, in the export's pinned TimeZone (UTC) when it gives no offset.
+   */
+  from?: Date | string;
+  /** Only events recorded before this instant (read like from). */
+  to?: Date | string;
   /**
    * csv: a header line, then one line per event, every column as PostgreSQL prints it (TimeZone UTC,
    * DateStyle ISO); an unquoted empty field is SQL NULL, "" is an empty string.
@@ -134,6 +225,14 @@ export interface ExportResult {
   headSeq: number;
   /** Hex hash of that head event: give it with headSeq to verifyOfflineFile's expectedHead. */
   headHash: string;
+  /** Seq of the first event written (null when none was): verifyOfflineFile's fromSeq for a partial export. */
+  firstSeq: number | null;
+  /**
+   * Seq and hex hash of the last event written (null when none was). An export cut short of the head
+   * (toSeq) ends here, so this, not headSeq/headHash, is the expectedHead to verify it against.
+   */
+  lastSeq: number | null;
+  lastHash: string | null;
 }
 
 function integer(name: string, value: number | undefined): number | undefined {
@@ -146,24 +245,35 @@ function integer(name: string, value: number | undefined): number | undefined {
   return value;
 }
 
-function timestamp(name: string, value: Date | undefined): string | undefined {
+function timestamp(name: string, value: Date | string | undefined): string | undefined {
   if (value === undefined) return undefined;
+  if (typeof value === 'string' && value.trim() !== '') return value;
   if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
-    throw new ChainlogInvalidArgumentError(`${name} must be a valid Date, not ${String(value)}.`, { code: 'CHAINLOG_INVALID_ARGUMENT' });
+    throw new ChainlogInvalidArgumentError(`${name} must be a valid Date or a timestamp string, not ${String(value)}.`, { code: 'CHAINLOG_INVALID_ARGUMENT' });
   }
   return value.toISOString();
 }
 
-/** The COPY statement of an export. COPY takes no bind parameters, so values are quoted literals. */
-export function exportCopySql(
-  client: pg.ClientBase,
-  o: { stream: string; fromSeq?: number; toSeq: number; from?: string; to?: string; format: 'csv' | 'ndjson' },
-): string {
+interface ExportFilter {
+  stream: string;
+  fromSeq?: number;
+  toSeq: number;
+  from?: string;
+  to?: string;
+}
+
+/** The rows an export selects: FROM and WHERE, values as quoted literals. */
+function exportFrom(client: pg.ClientBase, o: ExportFilter): string {
   const where = [`e.stream = ${client.escapeLiteral(o.stream)}`, `e.seq <= ${o.toSeq}`];
   if (o.fromSeq !== undefined) where.push(`e.seq >= ${o.fromSeq}`);
   if (o.from !== undefined) where.push(`e.recorded_at >= ${client.escapeLiteral(o.from)}::pg_catalog.timestamptz`);
   if (o.to !== undefined) where.push(`e.recorded_at < ${client.escapeLiteral(o.to)}::pg_catalog.timestamptz`);
-  const filter = `from chainlog.events e where ${where.join(' and ')} order by e.seq, e.id`;
+  return `from chainlog.events e where ${where.join(' and ')}`;
+}
+
+/** The COPY statement of an export. COPY takes no bind parameters, so values are quoted literals. */
+export function exportCopySql(client: pg.ClientBase, o: ExportFilter & { format: 'csv' | 'ndjson' }): string {
+  const filter = `${exportFrom(client, o)} order by e.seq, e.id`;
   if (o.format === 'csv') {
     return `copy (select ${EXPORT_COLUMNS.map((c) => `e.${c}`).join(', ')} ${filter}) to stdout (format csv, header true)`;
   }
@@ -230,8 +340,8 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
   }
   const fromSeq = integer('fromSeq', options.fromSeq);
   const toSeqOption = integer('toSeq', options.toSeq);
-  const from = timestamp('from', options.from);
-  const to = timestamp('to', options.to);
+  const fromTime = timestamp('from', options.from);
+  const toTime = timestamp('to', options.to);
 
   return withPinnedSnapshot(db, async (client) => {
     const head = await readStreamHead(client, stream);
@@ -242,7 +352,7 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
       });
     }
     const toSeq = Math.min(head.seq, toSeqOption ?? head.seq);
-    const copy = client.query(copyTo(exportCopySql(client, { stream, fromSeq, toSeq, from, to, format })));
+    const copy = client.query(copyTo(exportCopySql(client, { stream, fromSeq, toSeq, from: fromTime, to: toTime, format })));
     const sink = typeof output === 'string' ? createWriteStream(output) : output;
     let bytes: () => number;
     if (format === 'csv') {
@@ -253,8 +363,24 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
       bytes = () => lines.bytes;
       await pipeline(copy, lines, sink);
     }
-    // The row count arrives with COPY's command tag, after the last data: wait for the COPY to settle.
-    await client.query('select 1');
-    return { rows: copy.rowCount, bytes: bytes(), headSeq: head.seq, headHash: head.hash };
+    // The first and last rows written, read in the same snapshot with the same filter and order. Queued
+    // behind the COPY, this also waits for the row count, which arrives with COPY's command tag.
+    const from = exportFrom(client, { stream, fromSeq, toSeq, from: fromTime, to: toTime });
+    const { rows } = await client.query<{ first_seq: string | null; last_seq: string | null; last_hash: string | null }>(
+      `select (select e.seq::pg_catalog.text ${from} order by e.seq, e.id limit 1) as first_seq,
+              l.seq::pg_catalog.text as last_seq, pg_catalog.encode(l.hash, 'hex') as last_hash
+         from (select 1) one
+         left join (select e.seq, e.hash ${from} order by e.seq desc, e.id desc limit 1) l on true`,
+    );
+    const ends = rows[0]!;
+    return {
+      rows: copy.rowCount,
+      bytes: bytes(),
+      headSeq: head.seq,
+      headHash: head.hash,
+      firstSeq: ends.first_seq === null ? null : Number(ends.first_seq),
+      lastSeq: ends.last_seq === null ? null : Number(ends.last_seq),
+      lastHash: ends.last_hash,
+    };
   });
 }

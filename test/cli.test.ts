@@ -1,12 +1,13 @@
 // The CLI as a user runs it: the bin (cli/chainlog.js) as a child process, against this file's database.
 // Every test uses its own streams (or its own database), so they all run at the same time: each child
 // process spends most of its life starting up.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { createChainlogDatabase, databaseUrl, useChainlogDatabase } from './support/db.js';
 import { asAttacker, seedStream } from './support/tamper.js';
 
@@ -25,9 +26,17 @@ interface Run {
   stderr: string;
 }
 
-function run(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Run> {
+interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Options for node itself, before the bin. */
+  nodeArgs?: string[];
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+function run(args: string[], options: RunOptions = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...args], {
       cwd: options.cwd ?? tmp,
       env: { ...process.env, NO_COLOR: '1', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,12 +47,31 @@ function run(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } 
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    options.onSpawn?.(child);
   });
 }
 
 /** Runs a command against this file's database. */
 const chainlog = (...args: string[]) => run([...args, '--database-url', db.url]);
 const json = (r: Run) => JSON.parse(r.stdout);
+
+/** Splits a command line printed for a POSIX shell into its words ('...' quoting, as the CLI prints it). */
+function shellWords(line: string): string[] {
+  const words: string[] = [];
+  for (const m of line.matchAll(/(?:'[^']*'|\\'|[^\s'\\])+/g)) {
+    words.push(m[0].replace(/'([^']*)'|\\(')/g, (_all, quoted: string | undefined, escaped: string | undefined) => quoted ?? escaped ?? ''));
+  }
+  return words;
+}
+
+/** Runs the `chainlog verify ...` command `chainlog export` printed on stderr (FILE replaced by `file`). */
+async function runPrintedCheck(exportRun: Run, file?: string): Promise<{ command: string[]; verified: Run }> {
+  const line = /^Check it later with: (chainlog verify .*)$/m.exec(exportRun.stderr)?.[1];
+  expect(line, `no verify command in:\n${exportRun.stderr}`).toBeDefined();
+  const command = shellWords(line!).map((w) => (w === 'FILE' && file ? file : w));
+  expect(command.slice(0, 2)).toEqual(['chainlog', 'verify']);
+  return { command, verified: await run([...command.slice(1), '--json']) };
+}
 
 /** A stream of `n` events with one event deleted by a superuser: verify reports `deleted` at `gone`. */
 async function tamperedStream(stream: string, n: number, gone: number): Promise<void> {
@@ -120,7 +148,7 @@ describe.concurrent('the chainlog CLI', () => {
       const r = await run(['verify', '--database-url', url]);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/^one\s+intact\s+1$/m);
-      expect(r.stdout).toMatch(/All 1 stream\(s\) intact \(1 events checked\)/);
+      expect(r.stdout).toMatch(/All 1 stream\(s\) intact \(1 event checked\)\./);
     });
 
     it('exits 1 for a tampered stream and names its first bad seq, the kind and a detail', async () => {
@@ -165,11 +193,102 @@ describe.concurrent('the chainlog CLI', () => {
     });
   });
 
+  describe('append keeps JSON exactly as written', () => {
+    it('--payload, --before and --after reach PostgreSQL as text: numbers keep every digit', async () => {
+      const payload = '{"amount": 12345678901234567890, "rate": 0.1000, "qty": 1.0}';
+      const r = await chainlog('append', '-s', 'exact', '-t', 'T', '-a', 'UPDATE', '--payload', payload, '--before', '{"price": 1.50}', '--after', '[2.50, 1e400]', '--json');
+      expect(r.code).toBe(0);
+      const { rows } = await db.query(`select payload::text as payload, before::text as before, after::text as after from chainlog.events where stream = 'exact'`);
+      expect(rows).toEqual([{ payload: '{"qty": 1.0, "rate": 0.1000, "amount": 12345678901234567890}', before: '{"price": 1.50}', after: '[2.50, 1e400]'.replace('1e400', '1' + '0'.repeat(400)) }]);
+      const bad = await chainlog('append', '-s', 'exact', '-t', 'T', '-a', 'UPDATE', '--payload', '{"amount": }');
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/^chainlog: --payload is not valid JSON \(.*\): \{"amount": \}/m);
+    });
+
+    it('--file keeps payload, before and after of every line as written; null stays SQL NULL', async () => {
+      const file = path.join(tmp, 'exact.ndjson');
+      writeFileSync(file, [
+        '{"eventType": "T", "action": "CREATE", "payload": {"amount": 12345678901234567890, "rate": 0.1000, "note": "a, \\"b\\"}"}, "before": [1.0, {"x": 2.50}]}',
+        '{ "eventType": "T", "action": "CREATE", "payload": null, "after": 3.000 }',
+      ].join('\n') + '\n');
+      const r = await chainlog('append', '--file', file, '-s', 'exact-file', '--json');
+      expect(r.code).toBe(0);
+      // A key given twice with different values is ambiguous (JSON.parse would take the last): refused.
+      const twice = path.join(tmp, 'twice.ndjson');
+      writeFileSync(twice, '{"after": 0.10, "eventType": "T", "action": "CREATE", "after": 3.000}\n');
+      const refused = await chainlog('append', '--file', twice, '-s', 'exact-file');
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/twice\.ndjson, line 1: not valid JSON \(Duplicate key 'after'/);
+      const { rows } = await db.query(`select payload::text as payload, before::text as before, after::text as after from chainlog.events where stream = 'exact-file' order by seq`);
+      expect(rows).toEqual([
+        { payload: '{"note": "a, \\"b\\"}", "rate": 0.1000, "amount": 12345678901234567890}', before: '[1.0, {"x": 2.50}]', after: null },
+        { payload: null, before: null, after: '3.000' },
+      ]);
+    });
+  });
+
   describe('usage and connection errors exit 2', () => {
-    it('append without --event-type and --action is a usage error', async () => {
-      const r = await chainlog('append', '-s', 'cli');
-      expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/Missing --event-type and --action/);
+    it('append without --event-type and --action is a usage error naming what is missing', async () => {
+      const [both, action, eventType] = await Promise.all([
+        chainlog('append', '-s', 'cli'),
+        chainlog('append', '-s', 'cli', '-t', 'X'),
+        chainlog('append', '-s', 'cli', '-a', 'CREATE'),
+      ]);
+      expect([both.code, action.code, eventType.code]).toEqual([2, 2, 2]);
+      expect(both.stderr).toMatch(/^chainlog: Missing --event-type and --action \(or give --file\)\.$/m);
+      expect(action.stderr).toMatch(/^chainlog: Missing --action \(or give --file\)\.$/m);
+      expect(eventType.stderr).toMatch(/^chainlog: Missing --event-type \(or give --file\)\.$/m);
+    });
+
+    it('append --file of an empty file says so and prints no table', async () => {
+      const file = path.join(tmp, 'empty.ndjson');
+      writeFileSync(file, '\n');
+      const [text, machine] = await Promise.all([chainlog('append', '--file', file), chainlog('append', '--file', file, '--json')]);
+      expect(text.code).toBe(0);
+      expect(text.stdout).toBe('');
+      expect(text.stderr).toBe(`No events in ${file}: nothing appended.\n`);
+      expect(json(machine)).toEqual({ count: 0, heads: [] });
+    });
+
+    it('a number that is not one is refused naming what was given', async () => {
+      const [limit, upTo, upToFile, workers, fromSeq] = await Promise.all([
+        chainlog('search', '-n', 'abc'),
+        chainlog('verify', '-s', 'any', '--up-to-seq', 'abc'),
+        run(['verify', '--file', path.join(tmp, 'none.ndjson'), '--up-to-seq', '1.5']),
+        chainlog('verify', '--offline', '--workers', 'two'),
+        chainlog('export', '-s', 'any', '-o', path.join(tmp, 'none.csv'), '--from-seq', '-3'),
+      ]);
+      expect([limit.code, upTo.code, upToFile.code, workers.code, fromSeq.code]).toEqual([2, 2, 2, 2, 2]);
+      expect(limit.stderr).toMatch(/^chainlog: --limit must be a whole number from 1 to 1000, not "abc"\.$/m);
+      expect(upTo.stderr).toMatch(/^chainlog: --up-to-seq must be a seq, a whole number, not "abc"\.$/m);
+      expect(upToFile.stderr).toMatch(/^chainlog: --up-to-seq must be a seq, a whole number, not "1\.5"\.$/m);
+      expect(workers.stderr).toMatch(/^chainlog: --workers must be a whole number 0 or more, not "two"\.$/m);
+      expect(fromSeq.stderr).toMatch(/^chainlog: --from-seq must be a seq, a whole number, not "-3"\.$/m);
+    });
+
+    it('verify refuses --expected-head, --format and --from-seq without --file, and --workers without --offline', async () => {
+      await seedStream(db.pool, 'file-only', 2);
+      const head = `1:${'0'.repeat(64)}`;
+      const [expected, format, both, workers] = await Promise.all([
+        chainlog('verify', '-s', 'file-only', '--expected-head', head),
+        chainlog('verify', '-s', 'file-only', '--format', 'csv'),
+        chainlog('verify', '-s', 'file-only', '--from-seq', '2', '--expected-head', head, '--json'),
+        chainlog('verify', '-s', 'file-only', '--workers', '2'),
+      ]);
+      expect([expected.code, format.code, both.code, workers.code]).toEqual([2, 2, 2, 2]);
+      expect(expected.stderr).toMatch(/^chainlog: --expected-head applies only to an exported file, given with --file/m);
+      expect(format.stderr).toMatch(/^chainlog: --format applies only to an exported file, given with --file/m);
+      expect(json(both)).toEqual({ error: expect.objectContaining({ code: 'CHAINLOG_INVALID_ARGUMENT', message: expect.stringMatching(/^--from-seq and --expected-head apply only to an exported file/) }) });
+      expect(workers.stderr).toMatch(/^chainlog: --workers applies only with --offline or --file/m);
+    });
+
+    it('demo takes no --database-url (it runs on its own server) and does not offer it', async () => {
+      const [given, help] = await Promise.all([run(['demo', '--database-url', db.url]), run(['demo', '--help'])]);
+      expect(given.code).toBe(2);
+      expect(given.stderr).toMatch(/^chainlog: demo takes no --database-url: it always runs on a throwaway embedded PostgreSQL/m);
+      expect(given.stdout).toBe('');
+      expect(help.code).toBe(0);
+      expect(help.stdout).not.toMatch(/database-url/);
     });
 
     it('an unknown command is a usage error', async () => {
@@ -188,6 +307,92 @@ describe.concurrent('the chainlog CLI', () => {
       const r = await run(['verify', '--database-url', 'postgres://postgres@127.0.0.1:1/postgres', '--json']);
       expect(r.code).toBe(2);
       expect(json(r)).toEqual({ error: expect.objectContaining({ name: 'ChainlogConnectionError', code: 'ECONNREFUSED', message: expect.stringMatching(/DATABASE_URL/) }) });
+    });
+  });
+
+  describe('a connection lost in the middle of a command is exit 2, never 1 (tampered)', () => {
+    /**
+     * Runs a command on `url` while another session holds an ACCESS EXCLUSIVE lock on chainlog.events,
+     * so the command's COPY waits; once it does, `interrupt` gets its backend's pid and the child.
+     */
+    async function whileCopyWaits(url: string, args: string[], interrupt: (pid: number, child: ChildProcess) => Promise<void>, options: RunOptions = {}): Promise<Run> {
+      const locker = new pg.Client({ connectionString: url });
+      await locker.connect();
+      await locker.query('begin; lock table chainlog.events in access exclusive mode');
+      let child: ChildProcess | undefined;
+      const done = run([...args, '--database-url', url], { ...options, onSpawn: (c) => (child = c) });
+      try {
+        let pid: number | undefined;
+        for (let i = 0; i < 3000 && pid === undefined; i++) {
+          // The statistics snapshot is kept for the transaction: drop it to see the command's session now.
+          await locker.query('select pg_stat_clear_snapshot()');
+          const { rows } = await locker.query<{ pid: number }>(
+            `select pid from pg_stat_activity where datname = current_database() and query ilike 'copy%' and state = 'active'`,
+          );
+          pid = rows[0]?.pid;
+          if (pid === undefined) await new Promise((r) => setTimeout(r, 10));
+        }
+        expect(pid, `the COPY of chainlog ${args.join(' ')} never started`).toBeDefined();
+        await interrupt(pid!, child!);
+        return await done;
+      } finally {
+        await locker.query('rollback');
+        await locker.end();
+      }
+    }
+    const terminate = async (pid: number) => {
+      await db.query('select pg_terminate_backend($1)', [pid]);
+    };
+
+    /** A database of its own (the lock would hold up every other test) with a stream 'lost'. */
+    async function lostDatabase(): Promise<string> {
+      const url = databaseUrl(await createChainlogDatabase());
+      const seeded = new pg.Client({ connectionString: url });
+      await seeded.connect();
+      await seedStream(seeded, 'lost', 20);
+      await seeded.end();
+      return url;
+    }
+
+    it('export reports the lost connection and exits 2', async () => {
+      const exported = await whileCopyWaits(await lostDatabase(), ['export', '-s', 'lost', '-o', path.join(tmp, 'lost.ndjson')], terminate);
+      expect(exported.code).toBe(2);
+      expect(exported.stderr).toMatch(/^chainlog: Lost or could not open the connection to PostgreSQL: terminating connection due to administrator command/m);
+    });
+
+    it('verify --offline reports the lost connection and exits 2, not 1 (as JSON with --json)', async () => {
+      const verified = await whileCopyWaits(await lostDatabase(), ['verify', '-s', 'lost', '--offline', '--json'], terminate);
+      expect(verified.code).toBe(2);
+      expect(json(verified)).toEqual({ error: expect.objectContaining({ name: 'ChainlogConnectionError', code: '57P01' }) });
+    });
+
+    it('append --file reports the lost connection and exits 2', async () => {
+      const file = path.join(tmp, 'lost-append.ndjson');
+      writeFileSync(file, `${JSON.stringify({ eventType: 'T', action: 'CREATE', stream: 'lost' })}\n`);
+      const appended = await whileCopyWaits(await lostDatabase(), ['append', '--file', file], terminate);
+      expect(appended.code).toBe(2);
+      expect(appended.stderr).toMatch(/^chainlog: Lost or could not open the connection to PostgreSQL/m);
+    });
+
+    it('any error nothing caught is reported and exits 2 (as JSON with --json)', async () => {
+      const url = databaseUrl(await createChainlogDatabase());
+      const seeded = new pg.Client({ connectionString: url });
+      await seeded.connect();
+      await seedStream(seeded, 'uncaught', 3);
+      await seeded.end();
+      // On SIGUSR2 the process emits an 'error' event nobody listens to, as a dropped client would.
+      const preload = path.join(tmp, 'uncaught-on-signal.mjs');
+      writeFileSync(preload, `import { EventEmitter } from 'node:events';
+process.on('SIGUSR2', () => setImmediate(() => new EventEmitter().emit('error', new Error('Connection terminated unexpectedly (test)'))));\n`);
+      const signal = async (_pid: number, child: ChildProcess) => void child.kill('SIGUSR2');
+      const nodeArgs = ['--import', pathToFileURL(preload).href];
+
+      const text = await whileCopyWaits(url, ['verify', '-s', 'uncaught', '--offline'], signal, { nodeArgs });
+      expect(text.code).toBe(2);
+      expect(text.stderr).toMatch(/^chainlog: .*Connection terminated unexpectedly \(test\)/m);
+      const machine = await whileCopyWaits(url, ['export', '-s', 'uncaught', '-o', path.join(tmp, 'uncaught.csv'), '--json'], signal, { nodeArgs });
+      expect(machine.code).toBe(2);
+      expect(json(machine)).toEqual({ error: expect.objectContaining({ name: 'ChainlogConnectionError', message: expect.stringMatching(/Connection terminated unexpectedly \(test\)/) }) });
     });
   });
 
@@ -215,6 +420,91 @@ describe.concurrent('the chainlog CLI', () => {
       const withWorker = await run(['verify', '--file', file, '--expected-head', head, '--workers', '1']);
       expect(withWorker.code).toBe(1);
       expect(withWorker.stdout).toMatch(/^x-exp\s+TAMPERED\s+4\s+5\s+modified/m);
+    });
+
+    type ExportCase = [file: string, options: string[], printed: RegExp, checked: number];
+    /** Exports stream `stream` as each case says, then runs the verify command it printed: intact. */
+    async function checkPrinted(stream: string, cases: ExportCase[]): Promise<void> {
+      await Promise.all(cases.map(async ([name, options, printed, checked]) => {
+        const exported = await chainlog('export', '-s', stream, '-o', path.join(tmp, name), ...options);
+        expect(exported.code, name).toBe(0);
+        expect(exported.stderr, name).toMatch(printed);
+        const { verified } = await runPrintedCheck(exported);
+        expect(verified.code, name).toBe(0);
+        expect(json(verified), name).toEqual({ ok: true, streams: [expect.objectContaining({ stream, ok: true, checked })] });
+      }));
+    }
+
+    it('the printed check verifies a partial export: --from-seq, --to-seq, both', async () => {
+      await seedStream(db.pool, 'pe', 6);
+      await checkPrinted('pe', [
+        ['pe-from.ndjson', ['--from-seq', '3'], /--from-seq 3 --expected-head 6:/, 4],
+        ['pe-to.ndjson', ['--to-seq', '4'], / --expected-head 4:/, 4],
+        ['pe-mid.csv', ['--from-seq', '2', '--to-seq', '5'], /--from-seq 2 --expected-head 5:/, 4],
+      ]);
+      const machine = await chainlog('export', '-s', 'pe', '-o', path.join(tmp, 'pe-json.ndjson'), '--from-seq', '3', '--json');
+      expect(json(machine)).toMatchObject({ firstSeq: '3', lastSeq: '6', verify: { command: expect.stringMatching(/--from-seq 3 --expected-head 6:/), note: null } });
+    });
+
+    it('the printed check names the format when the file name does not say it, and a file written to stdout', async () => {
+      await seedStream(db.pool, 'pf', 3);
+      await checkPrinted('pf', [
+        ['pf-ndjson.csv', ['--format', 'ndjson'], /--format ndjson --expected-head 3:/, 3],
+        ["pf csv's.txt", ['--format', 'csv', '--to-seq', '99'], /'\/\S+\/pf csv'\\''s\.txt' --expected-head 3:/, 3],
+      ]);
+      // To stdout: the file name is the user's, the format is said.
+      const toStdout = await chainlog('export', '-s', 'pf', '--to-seq', '2');
+      expect(toStdout.stderr).toMatch(/Check it later with: chainlog verify --file FILE --format ndjson --expected-head 2:/);
+      const file = path.join(tmp, 'pf-stdout.out');
+      writeFileSync(file, toStdout.stdout);
+      const { verified } = await runPrintedCheck(toStdout, file);
+      expect(verified.code).toBe(0);
+      expect(json(verified).streams).toEqual([expect.objectContaining({ ok: true, checked: 2 })]);
+    });
+
+    it('an export by time prints a check only when its events are one run of seqs, and says why not otherwise', async () => {
+      await seedStream(db.pool, 'pt', 5);
+      const empty = await chainlog('export', '-s', 'pt', '-o', path.join(tmp, 'pt-none.ndjson'), '--from', '2099-01-01');
+      expect(empty.code).toBe(0);
+      expect(empty.stderr).not.toMatch(/Check it later/);
+      expect(empty.stderr).toMatch(/^No chainlog verify command for this file: no event was exported/m);
+
+      const all = await chainlog('export', '-s', 'pt', '-o', path.join(tmp, 'pt-all.ndjson'), '--from', '2000-01-01', '--to', '2099-01-01');
+      const { verified } = await runPrintedCheck(all);
+      expect(json(verified).streams).toEqual([expect.objectContaining({ ok: true, checked: 5 })]);
+
+      // Events 2 and 4 recorded long ago: the time range holds seqs 2 and 4 only, not a chain.
+      await asAttacker(db.pool, `update chainlog.events set recorded_at = '1990-01-01' where stream = 'pt' and seq in (2, 4)`);
+      const gaps = await chainlog('export', '-s', 'pt', '-o', path.join(tmp, 'pt-gaps.ndjson'), '--to', '1995-01-01', '--json');
+      expect(json(gaps)).toMatchObject({ rows: 2, verify: { command: null, note: expect.stringMatching(/not one unbroken run of seqs/) } });
+    });
+
+    it('search --from/--to and export --from/--to read a time without an offset as UTC, whatever the time zones', async () => {
+      // Its own database, whose sessions run in Tokyo's time zone, with the CLI in New York's.
+      const name = await createChainlogDatabase();
+      await db.query(`alter database "${name}" set timezone = 'Asia/Tokyo'`);
+      const url = databaseUrl(name);
+      const env = { TZ: 'America/New_York' };
+      await run(['append', '-s', 'tz', '-t', 'T', '-a', 'CREATE', '--database-url', url]);
+      const owner = new pg.Client({ connectionString: url });
+      await owner.connect();
+      const utc = `'YYYY-MM-DD"T"HH24:MI:SS.US'`;
+      const { rows } = await owner.query(
+        `select to_char((recorded_at - interval '1 second') at time zone 'UTC', ${utc}) as from,
+                to_char((recorded_at + interval '1 second') at time zone 'UTC', ${utc}) as to
+           from chainlog.events where stream = 'tz'`,
+      );
+      await owner.end();
+      const { from, to } = rows[0];
+      const [search, exported, bad] = await Promise.all([
+        run(['search', '-s', 'tz', '--from', from, '--to', to, '--json', '--database-url', url], { env }),
+        run(['export', '-s', 'tz', '--from', from, '--to', to, '-o', path.join(tmp, 'tz.ndjson'), '--json', '--database-url', url], { env }),
+        run(['search', '--from', 'yesterday', '--database-url', url]),
+      ]);
+      expect(json(search).events).toHaveLength(1);
+      expect(json(exported)).toMatchObject({ rows: 1 });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/^chainlog: --from must be an ISO 8601 date or time, e\.g\. .*, not "yesterday"\.$/m);
     });
 
     it('--json prints the export summary with the head', async () => {

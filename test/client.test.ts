@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createChainlog, type NewEvent } from '../src/client.js';
-import { ChainlogInvalidArgumentError, ChainlogInvalidEventError } from '../src/errors.js';
+import { ChainlogConnectionError, ChainlogInvalidArgumentError, ChainlogInvalidEventError } from '../src/errors.js';
 import { verifyOfflineFile } from '../src/offline-verify.js';
 import { useChainlogDatabase } from './support/db.js';
 import { asAttacker } from './support/tamper.js';
@@ -40,6 +41,40 @@ describe('append()', () => {
     expect(await countIn('ap-tx')).toBe(0); // not visible outside the transaction
     await client.query('rollback');
     expect(await countIn('ap-tx')).toBe(0);
+  });
+});
+
+describe('JSON as text: payloadJson, beforeJson, afterJson', () => {
+  it('append() and appendMany() store the JSON text as written: numbers keep every digit', async () => {
+    const payloadJson = '{"amount": 12345678901234567890, "rate": 0.1000, "qty": 1.0}';
+    const one = await log().append({ stream: 'exact', eventType: 'T', action: 'CREATE', payloadJson, beforeJson: '[1.10]', afterJson: '2.50' });
+    const many = await log().appendMany([
+      { stream: 'exact', eventType: 'T', action: 'CREATE', payloadJson: '{\n\t"big": 98765432109876543210.000,\n\t"s": "tab\\there \\\\ \\n"\n}' },
+      { stream: 'exact', eventType: 'T', action: 'CREATE', payload: { plain: 0.5 } },
+    ]);
+    expect(many.count).toBe(2);
+    const { rows } = await db.query(
+      `select payload::text as payload, before::text as before, after::text as after from chainlog.events where stream = 'exact' order by seq`,
+    );
+    expect(rows).toEqual([
+      { payload: '{"qty": 1.0, "rate": 0.1000, "amount": 12345678901234567890}', before: '[1.10]', after: '2.50' },
+      { payload: '{"s": "tab\\there \\\\ \\n", "big": 98765432109876543210.000}', before: null, after: null },
+      { payload: '{"plain": 0.5}', before: null, after: null },
+    ]);
+    expect((await log().get(one.id))!.payload).toEqual({ qty: 1, rate: 0.1, amount: 12345678901234567890 });
+    expect(await log().verifyOffline({ stream: 'exact' })).toEqual(await log().verify({ stream: 'exact' }));
+    expect(await log().verify({ stream: 'exact' })).toMatchObject({ ok: true, checked: 3 });
+  });
+
+  it('refuses a value and its JSON text together, and text that is not JSON', async () => {
+    await expect(log().append({ stream: 'exact-bad', eventType: 'T', action: 'CREATE', payload: {}, payloadJson: '{}' })).rejects.toThrow(
+      ChainlogInvalidArgumentError,
+    );
+    await expect(log().appendMany([{ stream: 'exact-bad', eventType: 'T', action: 'CREATE', afterJson: '{"a": ' }])).rejects.toMatchObject({
+      code: '22P02',
+      message: expect.stringMatching(/^appendMany\(\): events\[0\]: invalid input syntax for type json/),
+    });
+    expect(await countIn('exact-bad')).toBe(0);
   });
 });
 
@@ -232,9 +267,125 @@ describe('verifyOffline() and export()', () => {
     await log().appendMany(Array.from({ length: 10 }, () => ({ stream: 'exp', eventType: 'T', action: 'CREATE' })));
     const file = path.join(dir, 'exp.ndjson');
     const summary = await log().export({ stream: 'exp', format: 'ndjson', output: file, fromSeq: '1' });
-    expect(summary).toEqual({ rows: 10, bytes: statSync(file).size, headSeq: '10', headHash: (await log().streams()).find((s) => s.stream === 'exp')!.headHash });
+    const headHash = (await log().streams()).find((s) => s.stream === 'exp')!.headHash;
+    expect(summary).toEqual({ rows: 10, bytes: statSync(file).size, headSeq: '10', headHash, firstSeq: '1', lastSeq: '10', lastHash: headHash });
     const report = await verifyOfflineFile({ path: file, expectedHead: { seq: Number(summary.headSeq), hash: summary.headHash } });
     expect(report).toMatchObject({ stream: 'exp', ok: true, checked: 10 });
+  });
+});
+
+describe('a connection lost during a COPY', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'chainlog-client-lost-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  // What would end a process outside the test runner: an 'error' event nobody listened to.
+  const uncaught: unknown[] = [];
+  const onUncaught = (e: unknown) => uncaught.push(e);
+  beforeEach(() => {
+    uncaught.length = 0;
+    process.on('uncaughtException', onUncaught);
+  });
+  afterEach(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the socket's close comes after the failed query
+    process.off('uncaughtException', onUncaught);
+    expect(uncaught.map(String), 'errors nothing caught (each would have ended the process)').toEqual([]);
+  });
+
+  /**
+   * Starts `call` while another session holds an ACCESS EXCLUSIVE lock on chainlog.events, so its COPY
+   * waits; terminates that COPY's backend, then lets the lock go. Resolves to what `call` rejected with.
+   */
+  async function lostDuringCopy(call: () => Promise<unknown>): Promise<unknown> {
+    const locker = await db.connect();
+    await locker.query('begin');
+    await locker.query('lock table chainlog.events in access exclusive mode');
+    const settled = call().then((value) => ({ resolved: value }), (e: unknown) => e);
+    try {
+      let pid: number | undefined;
+      for (let i = 0; i < 1000 && pid === undefined; i++) {
+        const { rows } = await db.query<{ pid: number }>(
+          `select pid from pg_stat_activity where datname = current_database() and query ilike 'copy%' and state = 'active'`,
+        );
+        pid = rows[0]?.pid;
+        if (pid === undefined) await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(pid, 'the COPY never started').toBeDefined();
+      await db.query('select pg_terminate_backend($1)', [pid]);
+    } finally {
+      await locker.query('rollback');
+    }
+    return settled;
+  }
+
+  it('export(), verifyOffline() and appendMany() reject with ChainlogConnectionError; the process and the pool carry on', async () => {
+    await log().appendMany(Array.from({ length: 5 }, () => ({ stream: 'lost', eventType: 'T', action: 'CREATE' })));
+    const calls: Array<[string, () => Promise<unknown>]> = [
+      ['export ndjson', () => log().export({ stream: 'lost', format: 'ndjson', output: path.join(dir, 'lost.ndjson') })],
+      ['export csv', () => log().export({ stream: 'lost', format: 'csv', output: path.join(dir, 'lost.csv') })],
+      ['verifyOffline', () => log().verifyOffline({ stream: 'lost' })],
+      ['appendMany', () => log().appendMany([{ stream: 'lost', eventType: 'T', action: 'CREATE' }])],
+    ];
+    for (const [name, call] of calls) {
+      const error = await lostDuringCopy(call);
+      expect(error, name).toBeInstanceOf(ChainlogConnectionError);
+      expect((error as Error).message, name).toMatch(/connection/i);
+    }
+    // Nothing half-done was kept, and the pool hands out working connections.
+    expect(await countIn('lost')).toBe(5);
+    expect(await log().verifyOffline({ stream: 'lost' })).toMatchObject({ ok: true, checked: 5 });
+  });
+
+  it('withContext(): a connection dropped while fn runs no query is a ChainlogConnectionError on its next call', async () => {
+    const error = await log()
+      .withContext({ actor: 'x' }, async (tx) => {
+        const session = tx.db as pg.Client;
+        const { rows } = await session.query<{ pid: number }>('select pg_backend_pid() as pid');
+        const ended = new Promise((resolve) => session.once('end', resolve));
+        await db.query('select pg_terminate_backend($1)', [rows[0]!.pid]);
+        // The client emits 'error', then 'end', with no query running.
+        await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 5000))]);
+        return tx.append({ stream: 'lost-ctx', eventType: 'T', action: 'CREATE' });
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ChainlogConnectionError);
+    expect(await countIn('lost-ctx')).toBe(0);
+  });
+
+  it('on a client the caller passed, the call rejects too instead of crashing the process', async () => {
+    await log().appendMany([{ stream: 'lost-client', eventType: 'T', action: 'CREATE' }]);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const error = await lostDuringCopy(() => createChainlog({ client }).verifyOffline({ stream: 'lost-client' }));
+    expect(error).toBeInstanceOf(ChainlogConnectionError);
+  });
+});
+
+describe('export() time bounds', () => {
+  it('reads a string to the microsecond, and one without an offset as UTC whatever the machine\'s time zone', async () => {
+    for (let i = 0; i < 8; i++) {
+      await log().append({ stream: 'exp-time', eventType: 'T', action: 'CREATE' });
+      await db.query('select pg_sleep(0.003)');
+    }
+    // The recorded time of event 4, and one microsecond after event 6, in UTC without an offset.
+    const utc = `'YYYY-MM-DD"T"HH24:MI:SS.US'`;
+    const { rows } = await db.query<{ from: string; to: string }>(
+      `select max(to_char(recorded_at at time zone 'UTC', ${utc})) filter (where seq = 4) as from,
+              max(to_char((recorded_at + interval '1 microsecond') at time zone 'UTC', ${utc})) filter (where seq = 6) as to
+         from chainlog.events where stream = 'exp-time'`,
+    );
+    const tz = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      const out = new PassThrough();
+      const lines: string[] = [];
+      out.on('data', (c: Buffer) => lines.push(...c.toString().split('\n').filter(Boolean)));
+      const summary = await log().export({ stream: 'exp-time', format: 'ndjson', output: out, from: rows[0]!.from, to: rows[0]!.to });
+      expect(lines.map((l) => JSON.parse(l).seq)).toEqual([4, 5, 6]);
+      expect(summary).toMatchObject({ rows: 3, firstSeq: '4', lastSeq: '6', headSeq: '8' });
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
   });
 });
 

@@ -137,7 +137,7 @@ describe('exportEvents()', () => {
     );
     expect(lines).toHaveLength(13);
     const head = (await db.query(`select head_seq::int, encode(head_hash, 'hex') as hash from chainlog.streams where stream = 'csv'`)).rows[0];
-    expect(result).toEqual({ rows: 12, bytes: Buffer.byteLength(text), headSeq: 12, headHash: head.hash });
+    expect(result).toEqual({ rows: 12, bytes: Buffer.byteLength(text), headSeq: 12, headHash: head.hash, firstSeq: 1, lastSeq: 12, lastHash: head.hash });
   });
 
   it('produces the same bytes whatever the session TimeZone, DateStyle, bytea_output and extra_float_digits', async () => {
@@ -242,6 +242,33 @@ describe('exportEvents()', () => {
     );
     const { bytes } = await exportToBuffer({ db: db.pool, stream: 'timed', format: 'ndjson', from: rows[0]!.recorded_at, to: rows[1]!.recorded_at });
     expect(seqs(bytes)).toEqual([4, 5, 6]);
+  });
+
+  it('reports the first and last event written: a cut export verifies against its last event', async () => {
+    const hashOf = async (seq: number) =>
+      (await db.query(`select encode(hash, 'hex') as h from chainlog.events where stream = 'bounds' and seq = $1`, [seq])).rows[0].h as string;
+    const cut = await exportToBuffer({ db: db.pool, stream: 'bounds', format: 'csv', fromSeq: 3, toSeq: 5 });
+    expect(cut.result).toMatchObject({ rows: 3, headSeq: 10, firstSeq: 3, lastSeq: 5, lastHash: await hashOf(5) });
+    const expectedHead = { seq: cut.result.lastSeq!, hash: cut.result.lastHash! };
+    expect(await verifyOfflineFile({ input: Readable.from([cut.bytes]), format: 'csv', fromSeq: 3, expectedHead })).toMatchObject({ ok: true, checked: 3 });
+    // The stream's head is not where this file ends.
+    const head = { seq: cut.result.headSeq, hash: cut.result.headHash };
+    expect(await verifyOfflineFile({ input: Readable.from([cut.bytes]), format: 'csv', fromSeq: 3, expectedHead: head })).toMatchObject({ ok: false, problem: 'truncated' });
+    // Beyond the head (the forged event 11 is not exported) and nothing at all.
+    expect((await exportToBuffer({ db: db.pool, stream: 'bounds', format: 'ndjson', fromSeq: 9 })).result).toMatchObject({ rows: 2, firstSeq: 9, lastSeq: 10, lastHash: await hashOf(10) });
+    expect((await exportToBuffer({ db: db.pool, stream: 'bounds', format: 'ndjson', fromSeq: 11 })).result).toMatchObject({ rows: 0, firstSeq: null, lastSeq: null, lastHash: null });
+  });
+
+  it('from/to strings are read by PostgreSQL to the microsecond, as UTC when they give no offset', async () => {
+    const utc = `'YYYY-MM-DD"T"HH24:MI:SS.US'`;
+    const { rows } = await db.query<{ from: string; to: string }>(
+      `select max(to_char(recorded_at at time zone 'UTC', ${utc})) filter (where seq = 4) as from,
+              max(to_char((recorded_at + interval '1 microsecond') at time zone 'UTC', ${utc}) || '+00:00') filter (where seq = 6) as to
+         from chainlog.events where stream = 'timed'`,
+    );
+    const { bytes, result } = await exportToBuffer({ db: db.pool, stream: 'timed', format: 'ndjson', from: rows[0]!.from, to: rows[0]!.to });
+    expect(seqs(bytes)).toEqual([4, 5, 6]);
+    expect(result).toMatchObject({ rows: 3, firstSeq: 4, lastSeq: 6 });
   });
 
   it('a partial export (fromSeq) verifies from its first event on', async () => {

@@ -4,10 +4,11 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Argv, CommandModule } from 'yargs';
 import type { ActorType, EventResult, NewEvent } from '../../src/client.js';
+import { isLosslessNumber, parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
 import { invalidArgument } from '../../src/errors.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
 import { openDatabase } from '../connection.js';
-import { formatCount, formatRecord, progress, writeJson, writeLine, writeTable, type Output } from '../output.js';
+import { formatRecord, progress, writeJson, writeLine, writeTable, type Output } from '../output.js';
 
 export interface AppendArgs extends GlobalArgs {
   stream?: string;
@@ -27,13 +28,54 @@ export interface AppendArgs extends GlobalArgs {
   file?: string;
 }
 
-function parseJsonOption(name: string, text: string | undefined): unknown {
-  if (text === undefined) return undefined;
+/**
+ * A JSON option (--payload, --before, --after) as text for PostgreSQL to parse into the jsonb, so its
+ * numbers keep every digit; JSON.parse() only checks it, for a clear message. JSON null is SQL NULL, as
+ * in the API.
+ */
+function jsonOption(name: string, text: string | undefined): { json?: string; isNull: boolean } {
+  if (text === undefined) return { isNull: false };
+  let value: unknown;
   try {
-    return JSON.parse(text);
-  } catch {
-    throw invalidArgument(`--${name} is not valid JSON: ${text}`, `Quote it for the shell, e.g. --${name} '{"amount": 42}'.`);
+    value = JSON.parse(text);
+  } catch (e) {
+    throw invalidArgument(`--${name} is not valid JSON (${(e as Error).message}): ${text}`, `Quote it for the shell, e.g. --${name} '{"amount": 42}'.`);
   }
+  return value === null ? { isNull: true } : { json: text.trim(), isNull: false };
+}
+
+const JSON_FIELDS = [
+  ['payload', 'payloadJson'],
+  ['before', 'beforeJson'],
+  ['after', 'afterJson'],
+] as const;
+
+/**
+ * One NDJSON line as an event. payload, before and after are passed on as JSON text (payloadJson, ...),
+ * so that PostgreSQL stores their numbers exactly as written: lossless-json keeps every number's digits
+ * (JSON.parse would round 12345678901234567890 and drop the zeros of 1.0), and it refuses a key given
+ * twice with different values, which JSON.parse would silently resolve to the last.
+ */
+export function parseEventLine(line: string, where: string): NewEvent {
+  let value: unknown;
+  try {
+    value = parseLossless(line);
+  } catch (e) {
+    throw invalidArgument(`${where}: not valid JSON (${(e as Error).message}).`, 'Write one event per line, e.g. {"eventType": "USER_LOGIN", "action": "LOGIN", "stream": "acme"}.');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidArgument(`${where}: not a JSON object.`, 'Write one event per line, e.g. {"eventType": "USER_LOGIN", "action": "LOGIN", "stream": "acme"}.');
+  }
+  const event = value as NewEvent & Record<string, unknown>;
+  for (const [key, textKey] of JSON_FIELDS) {
+    // JSON null stays null (SQL NULL); a line that gives the text itself keeps it.
+    if (event[key] === null || event[key] === undefined || event[textKey] !== undefined) continue;
+    event[textKey] = stringifyLossless(event[key]);
+    delete event[key];
+  }
+  // Any other member that is a number reaches the client as JSON.parse would give it.
+  for (const [key, v] of Object.entries(event)) if (isLosslessNumber(v)) event[key] = Number(v.value);
+  return event;
 }
 
 /** Reads NDJSON events from a file, or from stdin for "-". */
@@ -44,13 +86,20 @@ export async function readEvents(file: string): Promise<NewEvent[]> {
   for await (const line of createInterface({ input, crlfDelay: Infinity })) {
     n++;
     if (line.trim() === '') continue;
-    try {
-      events.push(JSON.parse(line) as NewEvent);
-    } catch {
-      throw invalidArgument(`${file}, line ${n}: not a JSON object.`, 'Write one event per line, e.g. {"eventType": "USER_LOGIN", "action": "LOGIN", "stream": "acme"}.');
-    }
+    events.push(parseEventLine(line, `${file === '-' ? 'stdin' : file}, line ${n}`));
   }
   return events;
+}
+
+/** --payload, --before and --after as the event's JSON text fields. */
+function jsonFields(args: AppendArgs): Partial<NewEvent> {
+  const fields: Partial<NewEvent> = {};
+  for (const [key, textKey] of JSON_FIELDS) {
+    const { json, isNull } = jsonOption(key, args[key]);
+    if (json !== undefined) fields[textKey] = json;
+    else if (isNull) fields[key] = null;
+  }
+  return fields;
 }
 
 export async function runAppend(args: AppendArgs, out: Output): Promise<number> {
@@ -65,9 +114,7 @@ export async function runAppend(args: AppendArgs, out: Output): Promise<number> 
         result: args.result,
         resourceType: args.resourceType,
         resourceId: args.resourceId,
-        payload: parseJsonOption('payload', args.payload),
-        before: parseJsonOption('before', args.before),
-        after: parseJsonOption('after', args.after),
+        ...jsonFields(args),
         occurredAt: args.occurredAt,
         sourceIp: args.sourceIp,
         requestId: args.requestId,
@@ -75,6 +122,12 @@ export async function runAppend(args: AppendArgs, out: Output): Promise<number> 
   const batch = args.file ? await readEvents(args.file) : undefined;
   // In a file, the stream option is the default for lines that name none.
   if (batch && args.stream) for (const e of batch) e.stream ??= args.stream;
+  if (batch?.length === 0) {
+    // Nothing to write: no database to open, no table of heads to print.
+    if (out.json) writeJson(out, { count: 0, heads: [] });
+    else writeLine(out.stderr, `No events in ${args.file === '-' ? 'stdin' : args.file}: nothing appended.`);
+    return EXIT.OK;
+  }
 
   const db = await openDatabase(args, out);
   try {
@@ -97,7 +150,6 @@ export async function runAppend(args: AppendArgs, out: Output): Promise<number> 
         { header: 'HEAD HASH', value: (h) => h.hash },
       ]);
     }
-    if (result.count === 0 && !out.json) writeLine(out.stderr, `${args.file} holds no events (${formatCount(0)} appended).`);
     return EXIT.OK;
   } finally {
     await db.close();
@@ -117,7 +169,7 @@ export const appendCommand: CommandModule<GlobalArgs, AppendArgs> = {
       .option('result', { type: 'string', choices: ['success', 'failure'] as const, describe: "Default 'success'" })
       .option('resource-type', { type: 'string', describe: 'What it was done to, e.g. invoice' })
       .option('resource-id', { type: 'string' })
-      .option('payload', { type: 'string', describe: 'JSON' })
+      .option('payload', { type: 'string', describe: 'JSON, stored as written (numbers keep every digit)' })
       .option('before', { type: 'string', describe: 'JSON: the resource before' })
       .option('after', { type: 'string', describe: 'JSON: the resource after' })
       .option('occurred-at', { type: 'string', describe: 'ISO 8601 time the event happened' })
@@ -126,10 +178,11 @@ export const appendCommand: CommandModule<GlobalArgs, AppendArgs> = {
       .option('file', { alias: 'f', type: 'string', describe: 'NDJSON file of events ("-" for stdin), appended in one transaction' })
       .check((a) => {
         if (a.file) {
-          if (a.eventType || a.action) throw new Error('Give either --file or --event-type/--action, not both.');
+          if (a.eventType || a.action) throw invalidArgument('Give either --file or --event-type/--action, not both.');
           return true;
         }
-        if (!a.eventType || !a.action) throw new Error('Missing --event-type and --action (or --file).');
+        const missing = [a.eventType ? null : '--event-type', a.action ? null : '--action'].filter(Boolean);
+        if (missing.length) throw invalidArgument(`Missing ${missing.join(' and ')} (or give --file).`);
         return true;
       })
       .example("$0 append -s acme -t INVOICE_PAID -a UPDATE --actor alice --resource-type invoice --resource-id 42 --payload '{\"amount\": 120}'", '')

@@ -6,7 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { Argv, CommandModule } from 'yargs';
 import { createChainlog, type NewEvent, type VerifyReport } from '../../src/client.js';
-import { toChainlogError } from '../../src/errors.js';
+import { invalidArgument, toChainlogError } from '../../src/errors.js';
 import { migrate } from '../../src/migrate.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
 import { formatReports } from './verify.js';
@@ -120,6 +120,16 @@ export async function runDemo(args: DemoArgs, out: Output): Promise<number> {
 export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
   command: 'demo',
   describe: 'Walk through install, append, verify and tampering on a throwaway embedded PostgreSQL',
-  builder: (y: Argv<GlobalArgs>) => y,
+  // The demo tampers with what it writes, as a superuser: it only ever runs on a server of its own.
+  builder: (y: Argv<GlobalArgs>) =>
+    y.hide('database-url').check((a) => {
+      if (a.databaseUrl !== undefined) {
+        throw invalidArgument(
+          'demo takes no --database-url: it always runs on a throwaway embedded PostgreSQL, because it tampers with the events it writes.',
+          'To try chainlog on your server, run chainlog migrate, append and verify with --database-url.',
+        );
+      }
+      return true;
+    }),
   handler: handler(runDemo),
 };

@@ -1,16 +1,18 @@
 // chainlog search: find events by stream, type, action, result, resource, actor and time, newest first.
 import type { Argv, CommandModule } from 'yargs';
 import type { SearchQuery } from '../../src/client.js';
-import { EXIT, handler, type GlobalArgs } from '../command.js';
+import { EXIT, handler, integerOption, TIME_HELP, timeOption, type GlobalArgs } from '../command.js';
 import { openDatabase } from '../connection.js';
 import { dim, writeJson, writeLine, writeTable, type Output } from '../output.js';
 
-/** The search options as yargs parses them: SearchQuery's filters, with the limit always set. */
+/** The search options as yargs parses them: SearchQuery's filters; times and the limit as typed. */
 export interface SearchArgs extends GlobalArgs, Omit<SearchQuery, 'from' | 'to' | 'limit'> {
   from?: string;
   to?: string;
-  limit: number;
+  limit?: string;
 }
+
+const DEFAULT_LIMIT = 20;
 
 export async function runSearch(args: SearchArgs, out: Output): Promise<number> {
   const query: SearchQuery = {
@@ -21,9 +23,9 @@ export async function runSearch(args: SearchArgs, out: Output): Promise<number> 
     resourceType: args.resourceType,
     resourceId: args.resourceId,
     actor: args.actor,
-    from: args.from,
-    to: args.to,
-    limit: args.limit,
+    from: timeOption('from', args.from),
+    to: timeOption('to', args.to),
+    limit: integerOption('limit', args.limit, 1, 1000) ?? DEFAULT_LIMIT,
     cursor: args.cursor,
   };
   const db = await openDatabase(args, out);
@@ -67,9 +69,9 @@ export const searchCommand: CommandModule<GlobalArgs, SearchArgs> = {
       .option('resource-type', { type: 'string' })
       .option('resource-id', { type: 'string' })
       .option('actor', { type: 'string' })
-      .option('from', { type: 'string', describe: 'Recorded at or after this time (ISO 8601)' })
-      .option('to', { type: 'string', describe: 'Recorded before this time (ISO 8601)' })
-      .option('limit', { alias: 'n', type: 'number', default: 20, describe: 'Events per page (1-1000)' })
+      .option('from', { type: 'string', describe: `Recorded at or after this time (${TIME_HELP})` })
+      .option('to', { type: 'string', describe: 'Recorded before this time (like --from)' })
+      .option('limit', { alias: 'n', type: 'string', describe: `Events per page: a number from 1 to 1000 (default ${DEFAULT_LIMIT})` })
       .option('cursor', { type: 'string', describe: 'Continue after the previous page (printed under it)' })
       .example('$0 search -s acme --actor alice', '')
       .example('$0 search --result failure --from 2025-01-01 --json', '') as unknown as Argv<SearchArgs>,

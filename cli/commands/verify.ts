@@ -6,7 +6,7 @@ import type { Argv, CommandModule } from 'yargs';
 import type { VerifyReport } from '../../src/client.js';
 import { invalidArgument, toChainlogError } from '../../src/errors.js';
 import { verifyOfflineFile } from '../../src/offline-verify.js';
-import { EXIT, handler, type GlobalArgs } from '../command.js';
+import { EXIT, handler, integerOption, seqOption, type GlobalArgs } from '../command.js';
 import { openDatabase } from '../connection.js';
 import { bold, formatTable, green, progress, red, writeJson, writeLine, type Output } from '../output.js';
 
@@ -16,8 +16,37 @@ export interface VerifyArgs extends GlobalArgs {
   offline: boolean;
   file?: string;
   format?: 'csv' | 'ndjson';
+  fromSeq?: string;
   expectedHead?: string;
-  workers?: number;
+  workers?: string;
+}
+
+/** The format of an exported file, from its name: .ndjson, .jsonl or .json is NDJSON, anything else CSV. */
+export function fileFormat(file: string): 'csv' | 'ndjson' {
+  return /\.(nd)?jsonl?$|\.ndjson$/i.test(file) ? 'ndjson' : 'csv';
+}
+
+/** Options that only mean something for an exported file (--file). */
+const FILE_ONLY = [
+  ['format', 'format'],
+  ['fromSeq', 'from-seq'],
+  ['expectedHead', 'expected-head'],
+] as const;
+
+/** Refuses options that would be ignored: the file options without --file, --workers on the database's verify(). */
+export function checkVerifyArgs(args: Pick<VerifyArgs, 'file' | 'offline' | 'workers' | (typeof FILE_ONLY)[number][0]>): void {
+  if (!args.file) {
+    const given = FILE_ONLY.filter(([key]) => args[key] !== undefined).map(([, flag]) => `--${flag}`);
+    if (given.length) {
+      throw invalidArgument(
+        `${given.join(' and ')} ${given.length > 1 ? 'apply' : 'applies'} only to an exported file, given with --file: the database has no file to check it against.`,
+        `Add --file FILE (chainlog export prints the whole command), or leave ${given.length > 1 ? 'them' : 'it'} out.`,
+      );
+    }
+    if (args.workers !== undefined && !args.offline) {
+      throw invalidArgument('--workers applies only with --offline or --file: the database\'s verify() uses its own parallel workers.', 'Add --offline, or leave --workers out.');
+    }
+  }
 }
 
 function normalize(r: { stream: string; ok: boolean; checked: number; firstBadSeq: number | string | null; problem: string | null; detail: string | null }): VerifyReport {
@@ -44,26 +73,34 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
   if (args.file) {
     const timer = progress(out, `verifying ${args.file}`);
     let rows = 0;
-    const upToSeq = args.upToSeq === undefined ? undefined : Number(args.upToSeq);
+    const upToSeq = seqOption('up-to-seq', args.upToSeq);
+    const fromSeq = seqOption('from-seq', args.fromSeq, 1);
     const result = await verifyOfflineFile({
       path: args.file,
-      format: args.format,
+      format: args.format ?? fileFormat(args.file),
       stream: args.stream?.[0],
       expectedHead: args.expectedHead ? parseExpectedHead(args.expectedHead) : undefined,
-      upToSeq,
-      workers: args.workers,
+      upToSeq: upToSeq === undefined ? undefined : Number(upToSeq),
+      fromSeq: fromSeq === undefined ? undefined : Number(fromSeq),
+      workers: integerOption('workers', args.workers, 0),
       onProgress: (p) => timer.update((rows = p.rows)),
     }).catch((e: unknown) => {
       throw toChainlogError(e);
     });
     const report = normalize(result);
-    if (!out.json) writeLine(out.stderr, `Read ${timer.done(rows)}${args.expectedHead ? '' : ' (no --expected-head: a file cut short at its end would still pass)'}.`);
+    if (!out.json) {
+      writeLine(out.stderr, `Read ${timer.done(rows)}${args.expectedHead ? '' : ' (no --expected-head: a file cut short at its end would still pass)'}.`);
+      if (fromSeq === undefined && report.problem === 'deleted' && report.firstBadSeq === '1' && report.checked === 0) {
+        writeLine(out.stderr, 'If the file is a partial export (chainlog export --from-seq N), verify it with --from-seq N, as export printed.');
+      }
+    }
     return [report];
   }
 
+  const upToSeq = seqOption('up-to-seq', args.upToSeq);
+  const workers = integerOption('workers', args.workers, 0);
   const db = await openDatabase(args, out);
   try {
-    const upToSeq = args.upToSeq;
     if (!args.offline) {
       if (args.stream?.length) {
         const reports: VerifyReport[] = [];
@@ -79,7 +116,7 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
     for (const stream of streams) {
       const timer = progress(out, `verifying ${stream} offline`);
       let rows = 0;
-      const report = await db.chainlog.verifyOffline({ stream, upToSeq, workers: args.workers, onProgress: (p) => timer.update((rows = p.rows)) });
+      const report = await db.chainlog.verifyOffline({ stream, upToSeq, workers, onProgress: (p) => timer.update((rows = p.rows)) });
       const summary = timer.done(rows);
       if (out.stderr.isTTY && !out.json) writeLine(out.stderr, `${stream}: read ${summary}`);
       reports.push(report);
@@ -105,7 +142,7 @@ export function formatReports(out: Output, reports: readonly VerifyReport[]): st
   const events = reports.reduce((n, r) => n + r.checked, 0);
   const line = broken
     ? red(out.stdout, `${broken} of ${reports.length} stream(s) TAMPERED.`)
-    : green(out.stdout, `All ${reports.length} stream(s) intact (${events} events checked).`);
+    : green(out.stdout, `All ${reports.length} stream(s) intact (${events} ${events === 1 ? 'event' : 'events'} checked).`);
   return `${table}\n\n${bold(out.stdout, line)}`;
 }
 
@@ -125,9 +162,14 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .option('up-to-seq', { type: 'string', describe: 'Verify only events 1..N of the one --stream' })
       .option('offline', { type: 'boolean', default: false, describe: 'Recompute every hash in Node.js instead of in the database' })
       .option('file', { alias: 'f', type: 'string', describe: 'Verify an exported file (csv or ndjson) instead of the database' })
-      .option('format', { type: 'string', choices: ['csv', 'ndjson'] as const, describe: "The file's format (default: from its extension)" })
+      .option('format', { type: 'string', choices: ['csv', 'ndjson'] as const, describe: "With --file: the file's format (default: ndjson for .ndjson, .jsonl, .json, else csv)" })
+      .option('from-seq', { type: 'string', describe: 'With --file: the seq the file starts at, for an export made with --from-seq (printed by export)' })
       .option('expected-head', { type: 'string', describe: 'With --file: SEQ:HASH the chain must end at (printed by export); detects a file cut short' })
-      .option('workers', { type: 'number', describe: 'With --offline or --file: threads that recompute hashes (default: cores - 1, at most 4, for large inputs; 0: none)' })
+      .option('workers', { type: 'string', describe: 'With --offline or --file: how many threads recompute hashes (default: cores - 1, at most 4, for large inputs; 0: none)' })
+      .check((a) => {
+        checkVerifyArgs(a as unknown as VerifyArgs);
+        return true;
+      })
       .example('$0 verify', 'Every stream, in the database')
       .example('$0 verify -s acme --offline', 'Recompute acme\'s chain in Node.js')
       .example('$0 verify -f acme.ndjson --expected-head 1042:9f2c…', 'Check an export') as unknown as Argv<VerifyArgs>,

@@ -30,12 +30,17 @@ async function startServer(): Promise<{ url: string; stop: () => Promise<void>; 
     return { url: process.env.DATABASE_URL, stop: async () => {}, label: 'DATABASE_URL' };
   }
   if (process.env.CHAINLOG_TEST_DOCKER === '1') {
-    if (existsSync('/var/run/docker.sock') || process.env.DOCKER_HOST) {
+    // testcontainers 12 needs Node 22 or later: on Node 20 its import throws.
+    const nodeMajor = Number(process.versions.node.split('.')[0]);
+    if (nodeMajor < 22) {
+      console.warn(`CHAINLOG_TEST_DOCKER=1 needs Node 22 or later (testcontainers), this is ${process.version}: using embedded PostgreSQL instead.`);
+    } else if (existsSync('/var/run/docker.sock') || process.env.DOCKER_HOST) {
       const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
       const container = await new PostgreSqlContainer('postgres:18').start();
       return { url: container.getConnectionUri(), stop: async () => void (await container.stop()), label: 'testcontainers' };
+    } else {
+      console.warn('CHAINLOG_TEST_DOCKER=1 but no Docker engine is reachable: using embedded PostgreSQL instead.');
     }
-    console.warn('CHAINLOG_TEST_DOCKER=1 but no Docker engine is reachable: using embedded PostgreSQL instead.');
   }
   const dataDir = path.join(os.tmpdir(), `chainlog-test-pg-${process.pid}`, 'data');
   const server = await startEmbedded({ dataDir, persistent: false });

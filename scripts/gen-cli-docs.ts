@@ -25,7 +25,10 @@ export function cliSection(): string {
 
 In a clone, after \`npm install\`: \`npx chainlog <command>\` (npm runs the project's own \`bin\`). Each
 command connects to \`--database-url\`, else \`DATABASE_URL\`, else an embedded PostgreSQL kept in
-\`./.chainlog/\` (created, migrated and started for the command, stopped after it). Add \`--json\` for
+\`./.chainlog/\` (created, migrated and started for the command, stopped after it; it says so on
+stderr every time, so a job that lost its \`DATABASE_URL\` does not write elsewhere unnoticed; two
+commands at once in one folder share that server, and the one that started it stops it when it ends,
+which can cut the other short). Add \`--json\` for
 machine-readable output; errors are then printed as \`{"error": {...}}\` on stdout too.
 
 | exit code | meaning |

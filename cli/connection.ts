@@ -3,6 +3,7 @@
 // so `npx chainlog append ...` then `npx chainlog verify` work with nothing installed.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import pg from 'pg';
 import { createChainlog, type Chainlog } from '../src/client.js';
 import { ChainlogConnectionError, toChainlogError } from '../src/errors.js';
 import { migrate } from '../src/migrate.js';
@@ -66,7 +67,41 @@ async function embeddedServer(out: Output): Promise<{ url: string; stop: () => P
   writeLine(out.stderr, dim(out.stderr, `chainlog: no --database-url or DATABASE_URL; using the embedded PostgreSQL in ${path.resolve(EMBEDDED_HOME)}/pg (port ${port})`));
   const server = await startEmbedded({ dataDir, persistent: true, port });
   writeFileSync(portFile, `${port}\n`);
-  return { url: server.connectionString('postgres'), stop: server.stop };
+  const serverUrl = server.connectionString('postgres');
+  return {
+    url: serverUrl,
+    // Another chainlog command in this folder may have joined the server meanwhile (it found it
+    // running): stopping now would cut that command short, so wait until its sessions have ended.
+    stop: async () => {
+      await untilNoOtherSessions(serverUrl, out);
+      await server.stop();
+    },
+  };
+}
+
+/** Resolves once no other session is connected to the server at `url` (or when that cannot be told). */
+async function untilNoOtherSessions(url: string, out: Output): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    for (let said = false; ; said = true) {
+      const { rows } = await client.query<{ n: number }>(
+        `select count(*)::int as n from pg_catalog.pg_stat_activity
+          where backend_type = 'client backend' and pid <> pg_catalog.pg_backend_pid()`,
+      );
+      const others = rows[0]!.n;
+      if (others === 0) return;
+      if (!said) {
+        writeLine(out.stderr, dim(out.stderr, `chainlog: waiting for ${others} other session(s) on the embedded PostgreSQL to end before stopping it`));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } catch {
+    // The server cannot be asked: stop it anyway.
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 /** Opens the database for one command; close() releases everything it opened. */

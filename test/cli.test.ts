@@ -532,6 +532,43 @@ process.on('SIGUSR2', () => setImmediate(() => new EventEmitter().emit('error', 
       expect(existsSync(path.join(cwd, '.chainlog', 'pg', 'postmaster.pid'))).toBe(false);
     });
 
+    it('a command that started the embedded server does not stop it under another session still using it', async () => {
+      const cwd = mkdtempSync(path.join(tmp, 'shared-'));
+      chmodSync(cwd, 0o755);
+      const env = { DATABASE_URL: '' };
+      expect((await run(['migrate'], { cwd, env })).code).toBe(0);
+      const port = Number(readFileSync(path.join(cwd, '.chainlog', 'port'), 'utf8'));
+      // This command starts the server again; the test joins it as another command would.
+      let starterStderr = '';
+      const started = run(['verify', '--json'], { cwd, env, onSpawn: (c) => c.stderr!.on('data', (d) => (starterStderr += d)) });
+      let other: pg.Client;
+      for (let i = 0; ; i++) {
+        other = new pg.Client({ connectionString: `postgres://postgres:chainlog@127.0.0.1:${port}/postgres` });
+        other.on('error', () => {});
+        try {
+          await other.connect();
+          break;
+        } catch (e) {
+          if (i === 1000) throw e;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      let exited = false;
+      void started.then(() => (exited = true));
+      // The starter finishes its work, then waits for this session instead of stopping the server.
+      const waiting = /waiting for 1 other session\(s\) on the embedded PostgreSQL/;
+      for (let i = 0; i < 400 && !waiting.test(starterStderr) && !exited; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(starterStderr).toMatch(waiting);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(exited).toBe(false);
+      expect((await other!.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+      await other!.end();
+      const done = await started;
+      expect(done.code).toBe(0);
+      expect(JSON.parse(done.stdout)).toMatchObject({ ok: true });
+      expect(existsSync(path.join(cwd, '.chainlog', 'pg', 'postmaster.pid'))).toBe(false);
+    });
+
     it('demo walks through install, append, verify and tampering, and shows the tampering detected', async () => {
       const r = await run(['demo']);
       expect(r.code).toBe(0);

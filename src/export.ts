@@ -56,7 +56,7 @@ function isPool(db: Db): db is pg.Pool {
  * node-postgres fails the query in flight (a COPY too) and every later one on such a client, so the call
  * always settles; it does not have to be raced against the event.
  */
-export class ConnectionWatch {
+class ConnectionWatch {
   /** The error the client emitted, if its connection dropped while watched. */
   lost: unknown = undefined;
   private readonly onError = (e: unknown) => {
@@ -93,7 +93,7 @@ export class ConnectionWatch {
 }
 
 /** The argument of PoolClient.release() for a session that must not go back to the pool. */
-export function brokenSessionError(cause: unknown): Error {
+function brokenSessionError(cause: unknown): Error {
   return new Error('chainlog: session left in an unknown state', cause === undefined ? undefined : { cause });
 }
 

@@ -134,7 +134,8 @@ export class FormatError extends Error {
   }
 }
 
-function latin1(src: Uint8Array, start: number, end: number): string {
+/** The bytes as text, one character per byte (for digits and messages: no decoding needed). */
+export function latin1(src: Uint8Array, start: number, end: number): string {
   let s = '';
   for (let i = start; i < end; i++) s += String.fromCharCode(src[i]!);
   return s;
@@ -266,34 +267,6 @@ function hexValue(src: Uint8Array, i: number, end: number): number {
   if (c >= 97 && c <= 102) return c - 87;
   if (c >= 65 && c <= 70) return c - 55;
   throw new FormatError(`hex: not a hex digit at offset ${i}`, src, end);
-}
-
-/** Writes a decimal integer (an int8 or int2 column's text) as a big-endian integer of `width` bytes. */
-export function writeDecimal(out: Uint8Array, pos: number, src: Uint8Array, start: number, end: number, width: 2 | 8): number {
-  if (end - start <= 15) {
-    // Fast path: fits a double exactly.
-    let i = start;
-    const negative = src[i] === 45;
-    if (negative) i++;
-    if (i >= end) throw new FormatError('integer: empty', src, end);
-    let v = 0;
-    for (; i < end; i++) v = v * 10 + digit(src, i, end, 'integer');
-    if (negative) v = -v;
-    if (width === 2) {
-      if (v < -32768 || v > 32767) throw new FormatError('integer: out of smallint range', src, end);
-      out[pos] = (v >> 8) & 255;
-      out[pos + 1] = v & 255;
-      return pos + 2;
-    }
-    const hi = Math.floor(v / 4294967296);
-    return writeU32(out, writeU32(out, pos, hi >>> 0), (v - hi * 4294967296) >>> 0);
-  }
-  let v = BigInt.asUintN(64, BigInt(latin1(src, start, end)));
-  for (let k = width - 1; k >= 0; k--) {
-    out[pos + k] = Number(v & 255n);
-    v >>= 8n;
-  }
-  return pos + width;
 }
 
 /**

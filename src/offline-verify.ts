@@ -26,6 +26,7 @@ import {
   contentMatches,
   eventTextFromColumns,
   FormatError,
+  latin1,
   parseBytea,
   writeHex,
   writeInet,
@@ -783,12 +784,6 @@ function parseInteger(b: Uint8Array, s: number, e: number, field: string, range:
 
 function exactlyIn(v: bigint, range: IntRange): boolean {
   return v >= range.exactMin && v <= range.exactMax;
-}
-
-function latin1(b: Uint8Array, s: number, e: number): string {
-  let out = '';
-  for (let i = s; i < e; i++) out += String.fromCharCode(b[i]!);
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

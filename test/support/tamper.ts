@@ -31,6 +31,12 @@ export async function asAttacker(db: Db, sql: string): Promise<void> {
 const RECOMPUTED_HASH = `sha256(chainlog.canonical_bytes(format_version, prev_hash, seq, recorded_at, data_digest,
   stream, occurred_at, actor, actor_type, event_type, action, result, resource_type, resource_id, source_ip, request_id))`;
 
+/** SQL changing event 10 (the last of a 10-event stream) and recomputing its hash to match. */
+function lastEventRewritten(s: string): string {
+  return `update chainlog.events set actor = 'mallory' where stream = '${s}' and seq = 10;
+          update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 10`;
+}
+
 /**
  * SQL inserting a forged event at `seq`, copying stream and recorded_at from the event at `fromSeq`.
  * `prev` names the column of that event used as prev_hash: 'hash' links to it, 'prev_hash' claims its
@@ -98,24 +104,14 @@ export const scenarios: TamperScenario[] = [
   {
     name: 'the last event is changed and its hash recomputed',
     length: 10,
-    apply: (db, s) =>
-      asAttacker(
-        db,
-        `update chainlog.events set actor = 'mallory' where stream = '${s}' and seq = 10;
-         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 10`,
-      ),
+    apply: (db, s) => asAttacker(db, lastEventRewritten(s)),
     expected: { problem: 'modified', firstBadSeq: 10 },
   },
   {
     name: 'the last event is changed, its hash recomputed and the recorded head marked pending to excuse it',
     length: 10,
     apply: (db, s) =>
-      asAttacker(
-        db,
-        `update chainlog.events set actor = 'mallory' where stream = '${s}' and seq = 10;
-         update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${s}' and seq = 10;
-         update chainlog.stream_heads set pending = true where stream = '${s}'`,
-      ),
+      asAttacker(db, `${lastEventRewritten(s)}; update chainlog.stream_heads set pending = true where stream = '${s}'`),
     expected: { problem: 'modified', firstBadSeq: 10 },
   },
   {

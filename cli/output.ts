@@ -1,5 +1,7 @@
 // How the CLI talks: readable tables for people, JSON for machines (--json), progress on stderr.
 import type { Writable } from 'node:stream';
+import { parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
+import type { ChainlogEvent } from '../src/client.js';
 
 export interface Output {
   /** Results: tables, records, JSON. */
@@ -27,9 +29,30 @@ export function writeLine(stream: Writable, text = ''): void {
   stream.write(`${text}\n`);
 }
 
-/** JSON for machines: bigint as decimal strings, two-space indented, one trailing newline. */
+/**
+ * JSON for machines: bigint as decimal strings, two-space indented, one trailing newline. Numbers read
+ * by exactJson() are written with every digit they were stored with.
+ */
 export function writeJson(out: Output, value: unknown): void {
-  writeLine(out.stdout, JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+  writeLine(out.stdout, stringifyLossless(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) ?? 'null');
+}
+
+/** Stored JSON text as a value whose numbers keep their digits (JSON.parse rounds them to doubles). */
+const exactJson = (text: string | null): unknown => (text === null ? null : parseLossless(text));
+
+/**
+ * An event as the CLI prints it in JSON: payload, before and after exactly as stored (an amount of
+ * 12345678901234567890 or 0.1000 stays so), without the payloadJson copies of the library's event.
+ */
+export function eventForJson(event: ChainlogEvent): Omit<ChainlogEvent, 'payloadJson' | 'beforeJson' | 'afterJson'> {
+  const { payloadJson, beforeJson, afterJson, ...rest } = event;
+  return { ...rest, payload: exactJson(payloadJson), before: exactJson(beforeJson), after: exactJson(afterJson) };
+}
+
+/** An event as "name: value" lines for people: payload, before and after as stored, in PostgreSQL's text. */
+export function formatEvent(event: ChainlogEvent): string {
+  const { payloadJson, beforeJson, afterJson, ...rest } = event;
+  return formatRecord(Object.entries({ ...rest, payload: payloadJson, before: beforeJson, after: afterJson }));
 }
 
 export interface Column<T> {

@@ -87,9 +87,20 @@ export interface ChainlogEvent {
   resourceId: string | null;
   sourceIp: string | null;
   requestId: string | null;
+  /** The payload as JSON.parse() reads it: numbers beyond a double's precision are rounded (see payloadJson). */
   payload: unknown;
   before: unknown;
   after: unknown;
+  /**
+   * The payload exactly as stored: PostgreSQL's text for the jsonb (payload::text), every digit kept
+   * (12345678901234567890, 0.1000). It is also the data digest's input (docs/FORMAT.md). NULL when
+   * there is no payload.
+   */
+  payloadJson: string | null;
+  /** before exactly as stored (see payloadJson). */
+  beforeJson: string | null;
+  /** after exactly as stored (see payloadJson). */
+  afterJson: string | null;
   formatVersion: number;
   dataDigest: string;
   prevHash: string;
@@ -406,6 +417,9 @@ export function mapEvent(r: EventRow): ChainlogEvent {
     payload: parseJson(r.payload),
     before: parseJson(r.before),
     after: parseJson(r.after),
+    payloadJson: r.payload,
+    beforeJson: r.before,
+    afterJson: r.after,
     formatVersion: r.format_version,
     dataDigest: r.data_digest,
     prevHash: r.prev_hash,

@@ -225,6 +225,22 @@ describe.concurrent('the chainlog CLI', () => {
         { payload: null, before: null, after: '3.000' },
       ]);
     });
+
+    it('get and search print JSON as stored: numbers keep every digit', async () => {
+      const { rows: [{ id }] } = await db.query(
+        `insert into chainlog.events (stream, event_type, action, payload, before)
+         values ('exact-read', 'T', 'UPDATE', '{"amount": 12345678901234567890, "rate": 0.1000}', '[1.0]') returning id::text`);
+      const [asJson, asText, searched] = await Promise.all([
+        chainlog('get', id, '--json'), chainlog('get', id), chainlog('search', '-s', 'exact-read', '--json')]);
+      expect(asJson.code).toBe(0);
+      expect(asJson.stdout).toContain('"payload": {\n    "rate": 0.1000,\n    "amount": 12345678901234567890\n  },\n  "before": [\n    1.0\n  ],\n  "after": null,');
+      expect(asJson.stdout).not.toContain('payloadJson');
+      expect(asText.stdout).toMatch(/^payload: +\{"rate": 0\.1000, "amount": 12345678901234567890\}$/m);
+      expect(asText.stdout).toMatch(/^before: +\[1\.0\]$/m);
+      expect(asText.stdout).toMatch(/^after: +-$/m);
+      expect(searched.stdout).toContain('"amount": 12345678901234567890');
+      expect(json(searched).events).toHaveLength(1);
+    });
   });
 
   describe('usage and connection errors exit 2', () => {

@@ -61,7 +61,13 @@ describe('JSON as text: payloadJson, beforeJson, afterJson', () => {
       { payload: '{"s": "tab\\there \\\\ \\n", "big": 98765432109876543210.000}', before: null, after: null },
       { payload: '{"plain": 0.5}', before: null, after: null },
     ]);
-    expect((await log().get(one.id))!.payload).toEqual({ qty: 1, rate: 0.1, amount: 12345678901234567890 });
+    const stored = (await log().get(one.id))!;
+    expect(stored.payload).toEqual({ qty: 1, rate: 0.1, amount: 12345678901234567890 });
+    // JSON.parse rounds the amount; the text is what PostgreSQL stored, every digit kept.
+    expect(stored.payloadJson).toBe('{"qty": 1.0, "rate": 0.1000, "amount": 12345678901234567890}');
+    expect([stored.beforeJson, stored.afterJson]).toEqual(['[1.10]', '2.50']);
+    const [found] = (await log().search({ stream: 'exact', limit: 1 })).events;
+    expect(found!.payloadJson).toBe('{"plain": 0.5}');
     expect(await log().verifyOffline({ stream: 'exact' })).toEqual(await log().verify({ stream: 'exact' }));
     expect(await log().verify({ stream: 'exact' })).toMatchObject({ ok: true, checked: 3 });
   });

@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { invalidArgument } from '../../src/errors.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
 import { openDatabase } from '../connection.js';
-import { formatRecord, writeJson, writeLine, type Output } from '../output.js';
+import { eventForJson, formatEvent, writeJson, writeLine, type Output } from '../output.js';
 
 export interface GetArgs extends GlobalArgs {
   id: string;
@@ -17,8 +17,8 @@ export async function runGet(args: GetArgs, out: Output): Promise<number> {
     if (!event) {
       throw invalidArgument(`There is no event with id ${args.id}.`, '`chainlog search` lists events with their ids.');
     }
-    if (out.json) writeJson(out, event);
-    else writeLine(out.stdout, formatRecord(Object.entries(event)));
+    if (out.json) writeJson(out, eventForJson(event));
+    else writeLine(out.stdout, formatEvent(event));
     return EXIT.OK;
   } finally {
     await db.close();

@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import type { SearchQuery } from '../../src/client.js';
 import { EXIT, handler, integerOption, TIME_HELP, timeOption, type GlobalArgs } from '../command.js';
 import { openDatabase } from '../connection.js';
-import { dim, writeJson, writeLine, writeTable, type Output } from '../output.js';
+import { dim, eventForJson, writeJson, writeLine, writeTable, type Output } from '../output.js';
 
 /** The search options as yargs parses them: SearchQuery's filters; times and the limit as typed. */
 export interface SearchArgs extends GlobalArgs, Omit<SearchQuery, 'from' | 'to' | 'limit'> {
@@ -32,7 +32,7 @@ export async function runSearch(args: SearchArgs, out: Output): Promise<number> 
   try {
     const page = await db.chainlog.search(query);
     if (out.json) {
-      writeJson(out, page);
+      writeJson(out, { events: page.events.map(eventForJson), nextCursor: page.nextCursor });
       return EXIT.OK;
     }
     if (page.events.length === 0) {

@@ -16,10 +16,12 @@
 
 do $$
 begin
-  -- The canonical encoding hashes text as UTF-8 and takes field lengths from octet_length(),
-  -- which counts bytes in the database encoding. The two agree only in a UTF8 database.
+  -- The canonical encoding ends each text field with 0x00 and writes NULL as 0xFF, bytes that valid
+  -- UTF-8 never holds (docs/FORMAT.md). Only a UTF8 database guarantees valid UTF-8: SQL_ASCII stores
+  -- any bytes, and another encoding would hash text that export and the offline verifier, which read
+  -- UTF-8, see differently.
   if pg_catalog.getdatabaseencoding() <> 'UTF8' then
-    raise exception 'chainlog needs a UTF8 database; this one is %', pg_catalog.getdatabaseencoding()
+    raise exception 'chainlog: the database must be UTF8, not %', pg_catalog.getdatabaseencoding()
       using errcode = 'LC010',
             hint = 'Create the database with ENCODING ''UTF8'' (and a UTF-8 locale, or TEMPLATE template0).';
   end if;

@@ -99,7 +99,7 @@ describe('errors raised by the database map to ChainlogError subclasses', () => 
     await db.query(`drop database "${name}"`);
     expect(e).toBeInstanceOf(ChainlogEncodingError);
     expect(e).toMatchObject({ code: 'LC010' });
-    expect((e as Error).message).toMatch(/^migration 00001_schema\.sql failed and was rolled back.*UTF8/);
+    expect((e as Error).message).toMatch(/^migration 00001_schema\.sql failed and was rolled back; no later migration ran: the database must be UTF8, not SQL_ASCII\. Create the database/);
   });
 });
 

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { CONTENT_COLUMNS, type Target } from '../lib/data.js';
 import type { BenchContext, Workload } from '../lib/context.js';
 import { figure, series, type Figure, type Target as Goal } from '../lib/report.js';
+import { pairwiseRatios, summarize } from '../lib/stats.js';
 import { alternate, timed, type Variant } from '../lib/timing.js';
 
 const BATCH = 1000; // rows in bench.src, and per statement
@@ -47,6 +48,35 @@ class StreamWriter {
     }
     return times;
   }
+
+  /** One more statement under EXPLAIN (ANALYZE, BUFFERS, WAL): where its time and pages went. */
+  async explain(): Promise<StatementProfile> {
+    const { rows } = await this.client.query(`explain (analyze, buffers, wal, format json) ${INSERT[this.table]}`,
+      this.table === 'chainlog' ? [this.stream] : [this.stream, this.seq]);
+    this.seq += BATCH;
+    const [out] = rows[0]['QUERY PLAN'] as Array<{ Plan: Record<string, number>; 'Execution Time': number; Triggers?: Array<{ Time: number }> }>;
+    const plan = out!.Plan;
+    return {
+      ms: out!['Execution Time'],
+      triggerMs: (out!.Triggers ?? []).reduce((sum, t) => sum + t.Time, 0),
+      hit: plan['Shared Hit Blocks']!,
+      read: plan['Shared Read Blocks']!,
+      dirtied: plan['Shared Dirtied Blocks']!,
+      fpi: plan['WAL FPI']!,
+    };
+  }
+}
+
+interface StatementProfile {
+  ms: number;
+  /** Time in row triggers (chainlog's chain trigger; none on the plain table). */
+  triggerMs: number;
+  /** Shared buffers found in the cache, read in, and first changed by the statement. */
+  hit: number;
+  read: number;
+  dirtied: number;
+  /** Full-page images written to the WAL: pages first changed since the last checkpoint. */
+  fpi: number;
 }
 
 async function transactionSize(ctx: BenchContext): Promise<Figure[]> {
@@ -132,23 +162,38 @@ async function tableSize(ctx: BenchContext): Promise<Figure[]> {
     empty = { db, client: await ctx.connect(db) };
     return empty.client;
   };
+  const walPerEvent: Record<string, number[]> = {};
+  const profiles: Record<string, StatementProfile[]> = {};
   const variants: Variant[] = (['chainlog', 'plain'] as const).flatMap((table) => {
     const fullWarm = new StreamWriter(full, table, 'w6b-warm');
     const fullHot = new StreamWriter(full, table, 'w6b-hot');
     // One untimed statement first on both sides, so neither pays for a cold session, plan or cache.
-    const sample = async (warm: StreamWriter, hot: StreamWriter, warmup: boolean) => {
+    // The WAL written during the timed part is recorded too: into a large table's indexes, each
+    // event's keys land on pages not yet written since the last checkpoint, and each such page's
+    // first change writes the whole page to the WAL (full_page_writes).
+    const sample = async (name: string, client: pg.ClientBase, warm: StreamWriter, hot: StreamWriter, warmup: boolean) => {
       await warm.write(1);
       const n = warmup ? 1 : statements;
+      const lsn = async () => (await client.query<{ lsn: string }>('select pg_catalog.pg_current_wal_insert_lsn()::text as lsn')).rows[0]!.lsn;
+      const start = await lsn();
       const { seconds } = await timed(() => hot.write(n));
+      const { rows } = await client.query<{ bytes: string }>('select pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), $1)::text as bytes', [start]);
+      if (!warmup) {
+        const perEvent = Number(rows[0]!.bytes) / (n * BATCH);
+        (walPerEvent[name] ??= []).push(perEvent);
+        const profile = await hot.explain();
+        (profiles[name] ??= []).push(profile);
+        ctx.log(`  6b ${name}: ${Math.round(perEvent)} B of WAL per event; one more statement: ${JSON.stringify(profile)}`);
+      }
       return (n * BATCH) / seconds;
     };
     return [
-      { name: `${table} full`, run: ({ warmup }) => sample(fullWarm, fullHot, warmup) },
+      { name: `${table} full`, run: ({ warmup }) => sample(`${table} full`, full, fullWarm, fullHot, warmup) },
       {
         name: `${table} empty`,
         run: async ({ warmup }) => {
           const client = await freshEmpty();
-          return sample(new StreamWriter(client, table, 'w6b-warm'), new StreamWriter(client, table, 'w6b-hot'), warmup);
+          return sample(`${table} empty`, client, new StreamWriter(client, table, 'w6b-warm'), new StreamWriter(client, table, 'w6b-hot'), warmup);
         },
       },
     ];
@@ -158,12 +203,28 @@ async function tableSize(ctx: BenchContext): Promise<Figure[]> {
     onSample: (v, rep, x) => ctx.log(`  6b ${v} #${rep + 1}: ${Math.round(x)} events/s`),
   });
   const n = ctx.sizes.tableEvents.toLocaleString('en');
+  // Whether chainlog's own cost grows with the table: its speed against the plain table's, pair by pair
+  // (the four variants of a round run back to back), into the full table and into the empty one.
+  const vsPlain = (size: 'full' | 'empty') =>
+    `${summarize(pairwiseRatios(samples[`chainlog ${size}`]!, samples[`plain ${size}`]!)).median.toFixed(2)}×`;
+  const againstPlain = `chainlog ÷ plain table (median of pairs from the same round): ${vsPlain('full')} into the table holding ${n}, ${vsPlain('empty')} into the empty one`;
+  // The median of each EXPLAIN figure over a variant's samples.
+  const profile = (name: string) => {
+    const m = (key: keyof StatementProfile) => summarize((profiles[name] ?? []).map((p) => p[key])).median;
+    return `${m('ms').toFixed(1)} ms (${m('triggerMs').toFixed(1)} ms in the trigger), buffers hit ${Math.round(m('hit'))}, ` +
+      `read ${Math.round(m('read'))}, first changed ${Math.round(m('dirtied'))}, full-page images ${Math.round(m('fpi'))}`;
+  };
+  const wal = (name: string) => `${Math.round(summarize(walPerEvent[name] ?? []).median).toLocaleString('en')} B`;
   const pair = (table: Table, label: string, goal?: Goal) =>
     figure({
       id: '6b',
       title: `table size, ${label}: ${ctx.sizes.flatSample.toLocaleString('en')} events in ${BATCH}-row statements into a table holding ${n} events, against an empty table`,
       subject: series(`${table}, table holds ${n}`, 'events/s', samples[`${table} full`]!),
       baselines: [{ series: series(`${table}, empty table`, 'events/s', samples[`${table} empty`]!), target: goal }],
+      notes: [`WAL written per event (median): ${wal(`${table} full`)} into the table holding ${n}, ${wal(`${table} empty`)} into the empty one`,
+        `one more ${BATCH}-row statement after each sample, under EXPLAIN (ANALYZE, BUFFERS, WAL), medians: ` +
+          `into the table holding ${n} ${profile(`${table} full`)}; into the empty one ${profile(`${table} empty`)}`,
+        ...(table === 'chainlog' ? [againstPlain] : [])],
       judged: !ctx.quick,
     });
   return [pair('chainlog', 'chainlog', FLAT), pair('plain', 'plain table (reference)')];

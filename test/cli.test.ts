@@ -6,10 +6,14 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import { createChainlogDatabase, databaseUrl, useChainlogDatabase } from './support/db.js';
 import { asAttacker, seedStream } from './support/tamper.js';
+
+// The tests run at once and each waits for its processes to get a core: on an idle 2-core machine the
+// slowest took 22 s and the file 65 s, on a loaded one 37 s. The default 60 s would be a coin toss there.
+vi.setConfig({ testTimeout: 180_000 });
 
 const db = useChainlogDatabase();
 const BIN = fileURLToPath(new URL('../cli/chainlog.js', import.meta.url));

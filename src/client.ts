@@ -93,8 +93,8 @@ export interface ChainlogEvent {
   after: unknown;
   /**
    * The payload exactly as stored: PostgreSQL's text for the jsonb (payload::text), every digit kept
-   * (12345678901234567890, 0.1000). It is also the data digest's input (docs/FORMAT.md). NULL when
-   * there is no payload.
+   * (12345678901234567890, 0.1000). This text, with before's and after's, is what the data digest
+   * hashes (docs/FORMAT.md). NULL when there is no payload.
    */
   payloadJson: string | null;
   /** before exactly as stored (see payloadJson). */

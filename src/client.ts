@@ -13,6 +13,7 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
+import { applyCheckpoint, checkpointWithin, parseCheckpoint } from './checkpoint.js';
 import { ChainlogError, invalidArgument, toChainlogError } from './errors.js';
 import { exportEvents, onWatchedSession, type ExportProgress } from './export.js';
 import { verifyOffline as verifyOfflineImpl, type VerifyProgress } from './offline-verify.js';
@@ -171,10 +172,26 @@ export interface VerifyReport {
   detail: string | null;
 }
 
+/**
+ * A stream's head recorded earlier, outside the database: SEQ:HASH as `chainlog export` prints it, or
+ * { seq, hash }. verify() then also requires the stream to still hold that event with that hash, which
+ * catches a chain rewritten to its end together with its recorded head (docs/THREAT-MODEL.md).
+ */
+export type CheckpointArg = string | { seq: string | number | bigint; hash: string };
+
+export interface VerifyArgs {
+  stream: string;
+  /** Verify only events 1..upToSeq. */
+  upToSeq?: string | number | bigint;
+  checkpoint?: CheckpointArg;
+}
+
 export interface VerifyOfflineArgs {
   stream: string;
   /** Verify only events 1..upToSeq. */
   upToSeq?: string | number | bigint;
+  /** As for verify(); the event's hash is the one recomputed here. */
+  checkpoint?: CheckpointArg;
   /** Called as rows arrive. */
   onProgress?: (progress: VerifyProgress) => void;
   /** Worker threads that recompute the hashes (0: none). Default: cores - 1, at most 4, from 10,000 events. */
@@ -235,7 +252,7 @@ export interface Chainlog {
   withContext<T>(context: EventContext, fn: (tx: Chainlog) => Promise<T>, options?: CallOptions): Promise<T>;
   search(query?: SearchQuery, options?: CallOptions): Promise<SearchPage>;
   get(id: string | number | bigint, options?: CallOptions): Promise<ChainlogEvent | null>;
-  verify(args: { stream: string; upToSeq?: string | number | bigint }, options?: CallOptions): Promise<VerifyReport>;
+  verify(args: VerifyArgs, options?: CallOptions): Promise<VerifyReport>;
   verifyAll(options?: CallOptions): Promise<VerifyReport[]>;
   /** Like verify(), but reads the events out and recomputes every hash in Node.js, trusting no chainlog SQL. */
   verifyOffline(args: VerifyOfflineArgs, options?: CallOptions): Promise<VerifyReport>;
@@ -643,6 +660,12 @@ export function buildSearchQuery(query: SearchQuery = {}): { text: string; value
 const VERIFY = `
   select v.ok, v.checked::text as checked, v.first_bad_seq::text as first_bad_seq, v.problem, v.detail
     from chainlog.verify($1, $2::bigint) v`;
+// The hash at the checkpoint is read in the same statement, so in the same snapshot as verify()'s.
+const VERIFY_WITH_CHECKPOINT = `
+  select v.ok, v.checked::text as checked, v.first_bad_seq::text as first_bad_seq, v.problem, v.detail,
+         (select pg_catalog.encode(e.hash, 'hex') from chainlog.events e
+           where e.stream = $1 and e.seq = $3 order by e.id limit 1) as checkpoint_hash
+    from chainlog.verify($1, $2::bigint) v`;
 const VERIFY_ALL = `
   select v.stream, v.ok, v.checked::text as checked, v.first_bad_seq::text as first_bad_seq, v.problem, v.detail
     from chainlog.verify_all() v`;
@@ -749,12 +772,24 @@ class ChainlogHandle implements Chainlog {
     return rows[0] ? mapEvent(rows[0]) : null;
   }
 
-  async verify(args: { stream: string; upToSeq?: string | number | bigint }, options: CallOptions = {}): Promise<VerifyReport> {
+  async verify(args: VerifyArgs, options: CallOptions = {}): Promise<VerifyReport> {
     if (typeof args?.stream !== 'string' || args.stream === '') {
       throw invalidArgument('verify() needs { stream }.', 'streams() lists them; verifyAll() checks every stream.');
     }
-    const { rows } = await run<VerifyRow>(options.db ?? this.db, VERIFY, [args.stream, bigintParam(args.upToSeq, 'upToSeq')]);
-    return mapVerify(args.stream, rows[0]!);
+    const upToSeq = bigintParam(args.upToSeq, 'upToSeq');
+    if (args.checkpoint === undefined) {
+      const { rows } = await run<VerifyRow>(options.db ?? this.db, VERIFY, [args.stream, upToSeq]);
+      return mapVerify(args.stream, rows[0]!);
+    }
+    const checkpoint = checkpointWithin(args.checkpoint, seqNumber(args.upToSeq, 'upToSeq'));
+    const { rows } = await run<VerifyRow & { checkpoint_hash: string | null }>(options.db ?? this.db, VERIFY_WITH_CHECKPOINT, [
+      args.stream, upToSeq, checkpoint.seq,
+    ]);
+    const report = mapVerify(args.stream, rows[0]!);
+    // Verified intact, report.checked is the last seq: the chain runs from seq 1 without a gap.
+    const v = applyCheckpoint({ ...report, firstBadSeq: report.firstBadSeq === null ? null : Number(report.firstBadSeq) },
+      checkpoint, rows[0]!.checkpoint_hash, report.checked);
+    return { ...v, firstBadSeq: v.firstBadSeq === null ? null : String(v.firstBadSeq) };
   }
 
   async verifyAll(options: CallOptions = {}): Promise<VerifyReport[]> {
@@ -768,6 +803,7 @@ class ChainlogHandle implements Chainlog {
         db: options.db ?? this.db,
         stream: args.stream,
         upToSeq: seqNumber(args.upToSeq, 'upToSeq'),
+        checkpoint: args.checkpoint === undefined ? undefined : parseCheckpoint(args.checkpoint),
         onProgress: args.onProgress,
         workers: args.workers,
       });

@@ -8,6 +8,7 @@ export {
   type AppendResult,
   type CallOptions,
   type Chainlog,
+  type CheckpointArg,
   type ChainlogEvent,
   type ChainlogOptions,
   type Db,
@@ -20,6 +21,7 @@ export {
   type SearchQuery,
   type StreamHead,
   type StreamInfo,
+  type VerifyArgs,
   type VerifyOfflineArgs,
   type VerifyReport,
 } from './client.js';
@@ -74,4 +76,6 @@ export {
   type VerifyProgress,
   type VerifyReport as OfflineVerifyReport,
 } from './offline-verify.js';
+// A head recorded outside the database, checked against the stream as it is now.
+export { parseCheckpoint, type Checkpoint } from './checkpoint.js';
 export { exportEvents, type ExportOptions, type ExportProgress, type ExportResult } from './export.js';

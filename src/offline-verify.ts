@@ -19,6 +19,7 @@ import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { applyCheckpoint, checkpointWithin, type Checkpoint } from './checkpoint.js';
 import { ChainlogError, ChainlogFileFormatError, ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from './errors.js';
 import { EXPORT_COLUMNS, readStreamHead, withPinnedSnapshot, type Db } from './export.js';
 import { ContentCheckPool } from './hash-workers.js';
@@ -814,6 +815,8 @@ interface ScanOptions {
   contentPool?: ContentCheckPool;
   /** The line of the file the current row starts on (files), for the report of lines out of order. */
   line?: () => number;
+  /** Keep the hash of the intact event at this seq (a checkpoint's), as watchedHash. */
+  watchSeq?: number;
 }
 
 /** Rows of a file out of (seq, id) order: an export writes them in order, so the file was edited. */
@@ -859,6 +862,8 @@ class Scanner implements Neighbourhood {
   k: number | null = null;
   lastSeq = 0;
   readonly lastHash = new Uint8Array(32);
+  /** The hash (hex) of the event at watchSeq, once it was checked intact. */
+  watchedHash: string | null = null;
   /** Set when a file's rows are out of order; the rows after it are no longer checked. */
   disorder: Disorder | null = null;
   // Classification context, when collecting from the rows (files).
@@ -1093,6 +1098,7 @@ class Scanner implements Neighbourhood {
       return;
     }
     if (this.o.collectNeighbours) this.keepHash(seq);
+    if (seq === this.o.watchSeq) this.watchedHash = Buffer.from(this.stored).toString('hex');
     this.prevSeq = seq;
     this.prevHash.set(this.stored);
     this.lastSeq = seq;
@@ -1342,6 +1348,11 @@ export interface VerifyOfflineOptions {
   stream: string;
   /** Verify only up to this seq, like chainlog.verify(stream, up_to_seq). */
   upToSeq?: number;
+  /**
+   * A head recorded earlier, outside the database (src/checkpoint.ts): the stream must still hold
+   * that event with that hash. Catches a chain rewritten to its end together with its recorded head.
+   */
+  checkpoint?: Checkpoint;
   /** Called as rows arrive (every 64 KiB or so). */
   onProgress?: (progress: VerifyProgress) => void;
   /** SHA-256 to use. Default: node:crypto. */
@@ -1435,6 +1446,7 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
   validateStream(stream);
   validateUpTo(upToSeq);
   validateWorkers(options.workers);
+  const checkpoint = options.checkpoint === undefined ? undefined : checkpointWithin(options.checkpoint, upToSeq);
   const sha256 = options.sha256 ?? nodeSha256;
   const limitSeq = upToSeq ?? Number.MAX_SAFE_INTEGER;
 
@@ -1459,7 +1471,9 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
     const sql = `copy (select ${EXPORT_COLUMNS.map((c) => `e.${c}`).join(', ')} from chainlog.events e where ${where} order by e.seq, e.id) to stdout (format binary)`;
     // A second scan, when the first used workers and found a problem, reads the same rows: one snapshot.
     const scan = async (pool: ContentCheckPool | undefined, pass: 1 | 2) => {
-      const scanner = new Scanner({ columns: EXPORT_COLUMNS, sha256, limitSeq, fromSeq: 1, collectNeighbours: false, binary: true, contentPool: pool });
+      const scanner = new Scanner({
+        columns: EXPORT_COLUMNS, sha256, limitSeq, fromSeq: 1, collectNeighbours: false, binary: true, contentPool: pool, watchSeq: checkpoint?.seq,
+      });
       const parser = new BinaryCopyParser(new RowBuffer(EXPORT_COLUMNS.length), scanner.row);
       let bytes = 0;
       for await (const chunk of client.query(copyTo(sql)) as AsyncIterable<Buffer>) {
@@ -1479,7 +1493,7 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
       scanner.k === null
         ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq, true)
         : await classify(scanner.k, head, databaseNeighbourhood(client, stream), sha256);
-    return { stream, ...verdict };
+    return { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, scanner.watchedHash, scanner.lastSeq) : verdict) };
   }
 }
 

@@ -9,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import { createChainlogDatabase, databaseUrl, useChainlogDatabase } from './support/db.js';
-import { asAttacker, seedStream } from './support/tamper.js';
+import { asAttacker, chainRecomputedFrom, seedStream } from './support/tamper.js';
 
 // The tests run at once and each waits for its processes to get a core: on an idle 2-core machine the
 // slowest took 22 s and the file 65 s, on a loaded one 37 s. The default 60 s would be a coin toss there.
@@ -163,6 +163,31 @@ describe.concurrent('the chainlog CLI', () => {
       expect(r.stdout).toMatch(/^v-bad\s+TAMPERED\s+3\s+4\s+deleted\s+event 4 is missing$/m);
       expect(r.stdout).toMatch(/^v-good\s+intact\s+7$/m);
       expect(r.stdout).toMatch(/\d+ of \d+ stream\(s\) TAMPERED/);
+    });
+
+    it('--checkpoint SEQ:HASH: exit 0 while the stream holds that event, 1 once its chain was rewritten with the head, 2 without one --stream', async () => {
+      await seedStream(db.pool, 'v-cp', 5);
+      const { rows } = await db.query(`select encode(hash, 'hex') as hash from chainlog.events where stream = 'v-cp' and seq = 5`);
+      await seedStream(db.pool, 'v-cp', 2);
+      const checkpoint = `5:${rows[0].hash}`;
+      const [intact, offline, noStream] = await Promise.all([
+        chainlog('verify', '-s', 'v-cp', '--checkpoint', checkpoint),
+        chainlog('verify', '-s', 'v-cp', '--checkpoint', checkpoint, '--offline'),
+        chainlog('verify', '--checkpoint', checkpoint),
+      ]);
+      expect([intact.code, offline.code]).toEqual([0, 0]);
+      expect(intact.stdout).toMatch(/^v-cp\s+intact\s+7$/m);
+      expect(noStream.code).toBe(2);
+      expect(noStream.stderr).toMatch(/--checkpoint needs exactly one --stream/);
+      // Event 2 changed, then every hash after it and the recorded head recomputed: only the checkpoint tells.
+      await asAttacker(db.pool, `update chainlog.events set actor = 'mallory' where stream = 'v-cp' and seq = 2; ${chainRecomputedFrom('v-cp', 2)}`);
+      const [plain, rewritten] = await Promise.all([
+        chainlog('verify', '-s', 'v-cp', '--offline'),
+        chainlog('verify', '-s', 'v-cp', '--offline', '--checkpoint', checkpoint),
+      ]);
+      expect(plain.code).toBe(0);
+      expect(rewritten.code).toBe(1);
+      expect(rewritten.stdout).toMatch(/^v-cp\s+TAMPERED\s+4\s+5\s+modified\s+event 5 does not have the hash the checkpoint recorded/m);
     });
 
     it('--json gives ok and one report per stream; --stream limits it to the ones named', async () => {
@@ -425,6 +450,12 @@ process.on('SIGUSR2', () => setImmediate(() => new EventEmitter().emit('error', 
       expect(exported.stderr).toMatch(/Exported 12 events in .* s \([\d,]+ events\/s\)/);
       const head = /--expected-head (\d+:[0-9a-f]{64})/.exec(exported.stderr)![1]!;
       expect(head).toMatch(/^12:/);
+      // The checkpoint command it prints for the database runs as printed.
+      const checkpoint = /`(chainlog verify -s .* --checkpoint (\d+:[0-9a-f]{64}))`/.exec(exported.stderr);
+      expect(checkpoint?.[2]).toBe(head);
+      const live = await chainlog(...shellWords(checkpoint![1]!).slice(1));
+      expect(live.code).toBe(0);
+      expect(live.stdout).toMatch(/^x-exp\s+intact\s+12$/m);
 
       const intact = await run(['verify', '--file', file, '--expected-head', head, '--json']);
       expect(intact.code).toBe(0);

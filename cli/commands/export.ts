@@ -112,6 +112,10 @@ export async function runExport(args: ExportArgs, out: Output): Promise<number> 
       const range = result.firstSeq === null ? '' : `, seq ${result.firstSeq}..${result.lastSeq}`;
       writeLine(out.stderr, `Exported ${summary}${range}, ${formatBytes(result.bytes)} of ${format}${toStdout ? '' : ` to ${args.output}`}.`);
       writeLine(out.stderr, `Stream head: ${result.headSeq}:${result.headHash}`);
+      if (Number(result.headSeq) > 0) {
+        writeLine(out.stderr, `Keep that head outside the database: \`chainlog verify -s ${shellWord(args.stream)} --offline --checkpoint ${result.headSeq}:${result.headHash}\` ` +
+          'checks later that the stream still holds it, even if its chain and recorded head were rewritten.');
+      }
       if (advice.command) {
         writeLine(out.stderr, `Check it later with: ${advice.command}`);
         if (advice.note) writeLine(out.stderr, `Warning: ${advice.note}.`);

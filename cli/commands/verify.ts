@@ -4,6 +4,7 @@
 // Exit code 0: every chain checked is intact; 1: at least one is broken; 2: could not verify.
 import type { Argv, CommandModule } from 'yargs';
 import type { VerifyReport } from '../../src/client.js';
+import { parseCheckpoint } from '../../src/checkpoint.js';
 import { invalidArgument, toChainlogError } from '../../src/errors.js';
 import { verifyOfflineFile } from '../../src/offline-verify.js';
 import { EXIT, handler, integerOption, seqOption, type GlobalArgs } from '../command.js';
@@ -18,6 +19,7 @@ export interface VerifyArgs extends GlobalArgs {
   format?: 'csv' | 'ndjson';
   fromSeq?: string;
   expectedHead?: string;
+  checkpoint?: string;
   workers?: string;
 }
 
@@ -34,7 +36,16 @@ const FILE_ONLY = [
 ] as const;
 
 /** Refuses options that would be ignored: the file options without --file, --workers on the database's verify(). */
-export function checkVerifyArgs(args: Pick<VerifyArgs, 'file' | 'offline' | 'workers' | (typeof FILE_ONLY)[number][0]>): void {
+export function checkVerifyArgs(args: Pick<VerifyArgs, 'file' | 'offline' | 'workers' | 'checkpoint' | 'stream' | (typeof FILE_ONLY)[number][0]>): void {
+  if (args.checkpoint !== undefined) {
+    if (args.file) {
+      throw invalidArgument(
+        '--checkpoint checks the database, which has grown since; an exported file is checked against the head it must end at.',
+        'Use --expected-head SEQ:HASH with --file.',
+      );
+    }
+    if ((args.stream?.length ?? 0) !== 1) throw invalidArgument('--checkpoint needs exactly one --stream: a checkpoint is one stream\'s head.');
+  }
   if (!args.file) {
     const given = FILE_ONLY.filter(([key]) => args[key] !== undefined).map(([, flag]) => `--${flag}`);
     if (given.length) {
@@ -99,12 +110,13 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
 
   const upToSeq = seqOption('up-to-seq', args.upToSeq);
   const workers = integerOption('workers', args.workers, 0);
+  const checkpoint = args.checkpoint === undefined ? undefined : parseCheckpoint(args.checkpoint, '--checkpoint');
   const db = await openDatabase(args, out);
   try {
     if (!args.offline) {
       if (args.stream?.length) {
         const reports: VerifyReport[] = [];
-        for (const stream of args.stream) reports.push(await db.chainlog.verify({ stream, upToSeq }));
+        for (const stream of args.stream) reports.push(await db.chainlog.verify({ stream, upToSeq, checkpoint }));
         return reports;
       }
       return await db.chainlog.verifyAll();
@@ -116,7 +128,7 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
     for (const stream of streams) {
       const timer = progress(out, `verifying ${stream} offline`);
       let rows = 0;
-      const report = await db.chainlog.verifyOffline({ stream, upToSeq, workers, onProgress: (p) => timer.update((rows = p.rows)) });
+      const report = await db.chainlog.verifyOffline({ stream, upToSeq, checkpoint, workers, onProgress: (p) => timer.update((rows = p.rows)) });
       const summary = timer.done(rows);
       if (out.stderr.isTTY && !out.json) writeLine(out.stderr, `${stream}: read ${summary}`);
       reports.push(report);
@@ -165,6 +177,10 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .option('format', { type: 'string', choices: ['csv', 'ndjson'] as const, describe: "With --file: the file's format (default: ndjson for .ndjson, .jsonl, .json, else csv)" })
       .option('from-seq', { type: 'string', describe: 'With --file: the seq the file starts at, for an export made with --from-seq (printed by export)' })
       .option('expected-head', { type: 'string', describe: 'With --file: SEQ:HASH the chain must end at (printed by export); detects a file cut short' })
+      .option('checkpoint', {
+        type: 'string',
+        describe: 'SEQ:HASH of the one --stream recorded earlier (printed by export): the stream must still hold that event with that hash; catches a chain rewritten with its recorded head',
+      })
       .option('workers', { type: 'string', describe: 'With --offline or --file: how many threads recompute hashes (default: cores - 1, at most 4, for large inputs; 0: none)' })
       .check((a) => {
         checkVerifyArgs(a as unknown as VerifyArgs);
@@ -172,6 +188,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       })
       .example('$0 verify', 'Every stream, in the database')
       .example('$0 verify -s acme --offline', 'Recompute acme\'s chain in Node.js')
-      .example('$0 verify -f acme.ndjson --expected-head 1042:9f2c…', 'Check an export') as unknown as Argv<VerifyArgs>,
+      .example('$0 verify -f acme.ndjson --expected-head 1042:9f2c…', 'Check an export')
+      .example('$0 verify -s acme --offline --checkpoint 1042:9f2c…', 'Check that acme still holds a head recorded earlier') as unknown as Argv<VerifyArgs>,
   handler: handler(runVerify),
 };

@@ -65,6 +65,24 @@ function insertedAt5(s: string, wellFormed: boolean): string {
          ${forgedEvent(s, 5, 4, 'hash', wellFormed)}`;
 }
 
+/**
+ * SQL recomputing every prev_hash and hash of `stream` from `fromSeq` to its end, and the recorded head:
+ * the careful superuser that only a checkpoint kept outside the database catches.
+ */
+export const chainRecomputedFrom = (stream: string, fromSeq: number) => `
+  do $$
+  declare s bigint;
+  begin
+    for s in select seq from chainlog.events where stream = '${stream}' and seq >= ${fromSeq} order by seq loop
+      update chainlog.events e set prev_hash = (select p.hash from chainlog.events p where p.stream = e.stream and p.seq = s - 1)
+       where e.stream = '${stream}' and e.seq = s;
+      update chainlog.events set hash = ${RECOMPUTED_HASH} where stream = '${stream}' and seq = s;
+    end loop;
+  end $$;
+  update chainlog.stream_heads h set head_seq = e.seq, head_hash = e.hash
+    from chainlog.events e
+   where h.stream = '${stream}' and e.stream = h.stream and e.seq = (select max(seq) from chainlog.events where stream = '${stream}')`;
+
 export interface TamperScenario {
   name: string;
   /** Stream length the scenario expects (seed with seedStream first). */

@@ -1,0 +1,86 @@
+// Checkpoints: a stream's head recorded outside the database earlier (the head `chainlog export`
+// printed, a value an auditor kept), checked against the stream as it is now.
+//
+// Why: a superuser (or chainlog's owner) who rewrites a chain to its end with recomputed hashes, and
+// rewrites the recorded head to match, leaves a stream that verify() finds intact: nothing inside the
+// database remembers the old hashes. A head kept elsewhere does. The stream has grown since, so the
+// check is not "the chain ends here" (a file's expectedHead) but "the chain still holds this event
+// with this hash": a rewrite of any event up to it changes its hash, and cutting the stream back
+// before it leaves no event there.
+import { invalidArgument } from './errors.js';
+
+/** A head recorded earlier: the event at `seq` had this hash. */
+export interface Checkpoint {
+  seq: number;
+  /** 64 lowercase hex digits. */
+  hash: string;
+}
+
+/** What a verifier found, in the shape both verifiers share. */
+export interface CheckedChain {
+  ok: boolean;
+  checked: number;
+  firstBadSeq: number | null;
+  problem: string | null;
+  detail: string | null;
+}
+
+/**
+ * Adds the checkpoint to a verdict over the stream from seq 1. `hashAtCheckpoint` is the hash of the
+ * event the stream holds at checkpoint.seq, verified intact (null when it holds none); `lastSeq` the
+ * last event verified intact. A problem the verifier found at or before the checkpoint comes first.
+ */
+export function applyCheckpoint<V extends CheckedChain>(verdict: V, checkpoint: Checkpoint, hashAtCheckpoint: string | null, lastSeq: number): V {
+  if (!verdict.ok && verdict.firstBadSeq !== null && verdict.firstBadSeq <= checkpoint.seq) return verdict;
+  if (hashAtCheckpoint === null) {
+    // Verified intact from seq 1 to lastSeq, yet no event at the checkpoint: the stream was cut back
+    // before it, and its recorded head moved back to match.
+    return {
+      ...verdict,
+      ok: false,
+      checked: lastSeq,
+      firstBadSeq: lastSeq + 1,
+      problem: 'truncated',
+      detail: `the checkpoint records event ${checkpoint.seq}, but the stream ends at seq ${lastSeq}: events ${lastSeq + 1}..${checkpoint.seq} were removed and the recorded head moved back to hide it`,
+    };
+  }
+  if (hashAtCheckpoint !== checkpoint.hash) {
+    return {
+      ...verdict,
+      ok: false,
+      checked: checkpoint.seq - 1,
+      firstBadSeq: checkpoint.seq,
+      problem: 'modified',
+      detail: `event ${checkpoint.seq} does not have the hash the checkpoint recorded: the chain up to it was rewritten with recomputed hashes (the first changed event is at or before seq ${checkpoint.seq})`,
+    };
+  }
+  return verdict;
+}
+
+/** A checkpoint given as SEQ:HASH (as `chainlog export` prints a head), or as an object. */
+export function parseCheckpoint(value: string | { seq: number | string | bigint; hash: string }, name = 'checkpoint'): Checkpoint {
+  const [seqText, hash] = typeof value === 'string' ? splitHead(value) : [String(value?.seq), value?.hash];
+  const seq = Number(seqText);
+  if (!/^\d+$/.test(seqText ?? '') || !Number.isSafeInteger(seq) || seq < 1 || typeof hash !== 'string' || !/^[0-9a-fA-F]{64}$/.test(hash)) {
+    throw invalidArgument(
+      `${name} must be SEQ:HASH, a seq of 1 or more and 64 hex digits, not ${JSON.stringify(typeof value === 'string' ? value : { seq: seqText, hash })}.`,
+      '`chainlog export` prints the head of what it exported in this form; chainlog.streams shows the current heads.',
+    );
+  }
+  return { seq, hash: hash.toLowerCase() };
+}
+
+/** The checkpoint, checked and normalized. One beyond upToSeq could not be checked, so it is refused. */
+export function checkpointWithin(given: string | { seq: number | string | bigint; hash: string }, upToSeq: number | undefined): Checkpoint {
+  const checkpoint = parseCheckpoint(given);
+  if (upToSeq !== undefined && upToSeq < checkpoint.seq) {
+    throw invalidArgument(`The checkpoint (seq ${checkpoint.seq}) lies beyond upToSeq (${upToSeq}): it cannot be checked.`, 'Leave upToSeq out, or verify up to the checkpoint at least.');
+  }
+  return checkpoint;
+}
+
+function splitHead(text: string): [string | undefined, string | undefined] {
+  const at = text.trim().indexOf(':');
+  return at < 0 ? [text.trim(), undefined] : [text.trim().slice(0, at), text.trim().slice(at + 1)];
+}
+

@@ -1,0 +1,104 @@
+// Checkpoints: a head recorded outside the database, checked against the stream as it is now. The
+// attack they exist for: a superuser rewrites a chain to its end with recomputed hashes and moves the
+// recorded head to match, which verify() alone cannot see.
+import { describe, expect, it } from 'vitest';
+import { createChainlog } from '../src/client.js';
+import { ChainlogInvalidArgumentError } from '../src/errors.js';
+import { useChainlogDatabase } from './support/db.js';
+import { asAttacker, chainRecomputedFrom, seedStream } from './support/tamper.js';
+
+const db = useChainlogDatabase();
+const log = () => createChainlog({ pool: db.pool });
+
+/** Seeds 10 events, records the head at seq 6 as a checkpoint, then lets the stream grow to 15. */
+async function streamWithCheckpoint(stream: string): Promise<string> {
+  await seedStream(db.pool, stream, 6);
+  const { rows } = await db.query(`select encode(hash, 'hex') as hash from chainlog.events where stream = $1 and seq = 6`, [stream]);
+  await seedStream(db.pool, stream, 9);
+  return `6:${rows[0].hash}`;
+}
+
+/** Both verifiers, with the checkpoint; they must agree. */
+async function bothWith(stream: string, checkpoint: string) {
+  const inDatabase = await log().verify({ stream, checkpoint });
+  expect(await log().verifyOffline({ stream, checkpoint, workers: 0 })).toEqual(inDatabase);
+  return inDatabase;
+}
+
+/** Both verifiers without it: what the tampering below leaves for them to see. */
+async function bothWithout(stream: string) {
+  const inDatabase = await log().verify({ stream });
+  expect(await log().verifyOffline({ stream, workers: 0 })).toEqual(inDatabase);
+  return inDatabase;
+}
+
+describe('verify() and verifyOffline() with a checkpoint', () => {
+  it('pass a stream that still holds the checkpoint\'s event, however far it has grown since', async () => {
+    const checkpoint = await streamWithCheckpoint('cp-intact');
+    expect(await bothWith('cp-intact', checkpoint)).toEqual({ stream: 'cp-intact', ok: true, checked: 15, firstBadSeq: null, problem: null, detail: null });
+    // The checkpoint is the head itself.
+    const head = (await log().streams()).find((s) => s.stream === 'cp-intact')!;
+    expect(await bothWith('cp-intact', `${head.headSeq}:${head.headHash.toUpperCase()}`)).toMatchObject({ ok: true, checked: 15 });
+  });
+
+  // What the checkpoint is for: after each of these, both verifiers find the stream intact without it.
+  const attacks: Array<[name: string, sql: (s: string) => string, intactWithout: number, withCheckpoint: object]> = [
+    [
+      'a chain rewritten to its end with recomputed hashes and its recorded head moved to match',
+      (s) => `update chainlog.events set actor = 'mallory' where stream = '${s}' and seq = 3; ${chainRecomputedFrom(s, 3)}`,
+      15,
+      {
+        checked: 5,
+        firstBadSeq: '6',
+        problem: 'modified',
+        detail: 'event 6 does not have the hash the checkpoint recorded: the chain up to it was rewritten with recomputed hashes (the first changed event is at or before seq 6)',
+      },
+    ],
+    [
+      'a stream cut back before the checkpoint, its recorded head moved back to match',
+      (s) => `delete from chainlog.events where stream = '${s}' and seq >= 5;
+        update chainlog.stream_heads h set head_seq = 4, head_hash = e.hash from chainlog.events e
+         where h.stream = '${s}' and e.stream = '${s}' and e.seq = 4`,
+      4,
+      {
+        checked: 4,
+        firstBadSeq: '5',
+        problem: 'truncated',
+        detail: 'the checkpoint records event 6, but the stream ends at seq 4: events 5..6 were removed and the recorded head moved back to hide it',
+      },
+    ],
+  ];
+  for (const [i, [name, sql, intactWithout, withCheckpoint]] of attacks.entries()) {
+    it(`catch ${name}`, async () => {
+      const stream = `cp-attack-${i}`;
+      const checkpoint = await streamWithCheckpoint(stream);
+      await asAttacker(db.pool, sql(stream));
+      expect(await bothWithout(stream)).toMatchObject({ ok: true, checked: intactWithout });
+      expect(await bothWith(stream, checkpoint)).toEqual({ stream, ok: false, ...withCheckpoint });
+    });
+  }
+
+  it('report a problem before the checkpoint as without it, and one after it once the checkpoint holds', async () => {
+    const checkpoint = await streamWithCheckpoint('cp-early');
+    await asAttacker(db.pool, `update chainlog.events set actor = 'mallory' where stream = 'cp-early' and seq = 2`);
+    const without = await bothWithout('cp-early');
+    expect(without).toMatchObject({ ok: false, firstBadSeq: '2', problem: 'modified' });
+    expect(await bothWith('cp-early', checkpoint)).toEqual(without);
+
+    const late = await streamWithCheckpoint('cp-late');
+    await asAttacker(db.pool, `update chainlog.events set actor = 'mallory' where stream = 'cp-late' and seq = 12`);
+    expect(await bothWith('cp-late', late)).toEqual(await bothWithout('cp-late'));
+    expect(await bothWith('cp-late', late)).toMatchObject({ ok: false, firstBadSeq: '12', problem: 'modified' });
+  });
+
+  it('refuse a checkpoint that is not SEQ:HASH, or that lies beyond upToSeq, naming it', async () => {
+    await seedStream(db.pool, 'cp-args', 3);
+    for (const checkpoint of ['6', '0:' + 'a'.repeat(64), '6:abc', `x:${'a'.repeat(64)}`, { seq: 6, hash: 'z'.repeat(64) }]) {
+      await expect(log().verify({ stream: 'cp-args', checkpoint })).rejects.toThrow(ChainlogInvalidArgumentError);
+      await expect(log().verifyOffline({ stream: 'cp-args', checkpoint })).rejects.toThrow(/^checkpoint must be SEQ:HASH/);
+    }
+    const beyond = { stream: 'cp-args', upToSeq: 2, checkpoint: `3:${'a'.repeat(64)}` };
+    await expect(log().verify(beyond)).rejects.toThrow(/The checkpoint \(seq 3\) lies beyond upToSeq \(2\)/);
+    await expect(log().verifyOffline(beyond)).rejects.toThrow(/The checkpoint \(seq 3\) lies beyond upToSeq \(2\)/);
+  });
+});

@@ -36,6 +36,12 @@ describe('verify() and verifyOffline() with a checkpoint', () => {
   it('pass a stream that still holds the checkpoint\'s event, however far it has grown since', async () => {
     const checkpoint = await streamWithCheckpoint('cp-intact');
     expect(await bothWith('cp-intact', checkpoint)).toEqual({ stream: 'cp-intact', ok: true, checked: 15, firstBadSeq: null, problem: null, detail: null });
+    // Up to a seq at or past the checkpoint.
+    for (const upToSeq of [6, 10]) {
+      const report = await log().verify({ stream: 'cp-intact', upToSeq, checkpoint });
+      expect(report).toMatchObject({ ok: true, checked: upToSeq });
+      expect(await log().verifyOffline({ stream: 'cp-intact', upToSeq, checkpoint })).toEqual(report);
+    }
     // The checkpoint is the head itself.
     const head = (await log().streams()).find((s) => s.stream === 'cp-intact')!;
     expect(await bothWith('cp-intact', `${head.headSeq}:${head.headHash.toUpperCase()}`)).toMatchObject({ ok: true, checked: 15 });

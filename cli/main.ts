@@ -11,6 +11,7 @@ import { exportCommand } from './commands/export.js';
 import { getCommand } from './commands/get.js';
 import { migrateCommand } from './commands/migrate.js';
 import { searchCommand } from './commands/search.js';
+import { streamsCommand } from './commands/streams.js';
 import { verifyCommand } from './commands/verify.js';
 import { processOutput } from './output.js';
 
@@ -31,6 +32,7 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     .command(appendCommand)
     .command(searchCommand)
     .command(getCommand)
+    .command(streamsCommand)
     .command(verifyCommand)
     .command(exportCommand)
     .command(demoCommand)

@@ -190,6 +190,16 @@ describe.concurrent('the chainlog CLI', () => {
       expect(rewritten.stdout).toMatch(/^v-cp\s+TAMPERED\s+4\s+5\s+modified\s+event 5 does not have the hash the checkpoint recorded/m);
     });
 
+    it('streams lists each stream with its head as SEQ:HASH, the form --checkpoint takes', async () => {
+      await seedStream(db.pool, 'st-a', 3);
+      const { rows } = await db.query(`select encode(head_hash, 'hex') as hash from chainlog.streams where stream = 'st-a'`);
+      const [table, machine] = await Promise.all([chainlog('streams'), chainlog('streams', '--json')]);
+      expect(table.code).toBe(0);
+      expect(table.stdout).toMatch(/^STREAM\s+LAST APPENDED\s+HEAD \(SEQ:HASH\)$/m);
+      expect(table.stdout).toMatch(new RegExp(`^st-a\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+3:${rows[0].hash}$`, 'm'));
+      expect(json(machine).streams).toContainEqual(expect.objectContaining({ stream: 'st-a', headSeq: '3', headHash: rows[0].hash }));
+    });
+
     it('--json gives ok and one report per stream; --stream limits it to the ones named', async () => {
       await tamperedStream('j-bad', 9, 4);
       await seedStream(db.pool, 'j-good', 7);

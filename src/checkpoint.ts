@@ -34,14 +34,16 @@ export function applyCheckpoint<V extends CheckedChain>(verdict: V, checkpoint: 
   if (!verdict.ok && verdict.firstBadSeq !== null && verdict.firstBadSeq <= checkpoint.seq) return verdict;
   if (hashAtCheckpoint === null) {
     // Verified intact from seq 1 to lastSeq, yet no event at the checkpoint: the stream was cut back
-    // before it, and its recorded head moved back to match.
+    // before it, and its recorded head moved back to match (or, with no events left, removed).
     return {
       ...verdict,
       ok: false,
       checked: lastSeq,
       firstBadSeq: lastSeq + 1,
       problem: 'truncated',
-      detail: `the checkpoint records event ${checkpoint.seq}, but the stream ends at seq ${lastSeq}: events ${lastSeq + 1}..${checkpoint.seq} were removed and the recorded head moved back to hide it`,
+      detail: lastSeq === 0
+        ? `the checkpoint records event ${checkpoint.seq}, but the stream holds no events: events 1..${checkpoint.seq} were removed`
+        : `the checkpoint records event ${checkpoint.seq}, but the stream ends at seq ${lastSeq}: events ${lastSeq + 1}..${checkpoint.seq} were removed and the recorded head moved back to hide it`,
     };
   }
   if (hashAtCheckpoint !== checkpoint.hash) {

@@ -13,8 +13,8 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { applyCheckpoint, checkpointWithin, parseCheckpoint } from './checkpoint.js';
-import { ChainlogError, invalidArgument, toChainlogError } from './errors.js';
+import { applyCheckpoint, checkpointWithin, parseCheckpoint, type CheckedChain } from './checkpoint.js';
+import { ChainlogError, ChainlogUnknownStreamError, invalidArgument, toChainlogError } from './errors.js';
 import { exportEvents, onWatchedSession, type ExportProgress } from './export.js';
 import { verifyOffline as verifyOfflineImpl, type VerifyProgress } from './offline-verify.js';
 
@@ -782,9 +782,17 @@ class ChainlogHandle implements Chainlog {
       return mapVerify(args.stream, rows[0]!);
     }
     const checkpoint = checkpointWithin(args.checkpoint, seqNumber(args.upToSeq, 'upToSeq'));
-    const { rows } = await run<VerifyRow & { checkpoint_hash: string | null }>(options.db ?? this.db, VERIFY_WITH_CHECKPOINT, [
-      args.stream, upToSeq, checkpoint.seq,
-    ]);
+    let rows: Array<VerifyRow & { checkpoint_hash: string | null }>;
+    try {
+      ({ rows } = await run<VerifyRow & { checkpoint_hash: string | null }>(options.db ?? this.db, VERIFY_WITH_CHECKPOINT, [
+        args.stream, upToSeq, checkpoint.seq,
+      ]));
+    } catch (e) {
+      // The checkpoint says the stream held events: gone altogether, it was removed.
+      if (!(e instanceof ChainlogUnknownStreamError)) throw e;
+      const v = applyCheckpoint<CheckedChain>({ ok: true, checked: 0, firstBadSeq: null, problem: null, detail: null }, checkpoint, null, 0);
+      return { stream: args.stream, ...v, firstBadSeq: String(v.firstBadSeq) };
+    }
     const report = mapVerify(args.stream, rows[0]!);
     // Verified intact, report.checked is the last seq: the chain runs from seq 1 without a gap.
     const v = applyCheckpoint({ ...report, firstBadSeq: report.firstBadSeq === null ? null : Number(report.firstBadSeq) },

@@ -1488,7 +1488,11 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
     const workers = workerCount(options.workers, options.sha256 !== undefined, (recorded?.seq ?? 0) >= WORKERS_FROM_EVENTS);
     const scanner = await withContentWorkers(workers, scan);
 
-    if (scanner.rows === 0 && head === null) throw unknownStream(stream);
+    if (scanner.rows === 0 && head === null) {
+      // The checkpoint says the stream held events: gone altogether, it was removed.
+      if (checkpoint) return { stream, ...applyCheckpoint<Verdict>({ ok: true, checked: 0, firstBadSeq: null, problem: null, detail: null }, checkpoint, null, 0) };
+      throw unknownStream(stream);
+    }
     const verdict =
       scanner.k === null
         ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq, true)

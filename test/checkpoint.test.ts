@@ -3,7 +3,7 @@
 // recorded head to match, which verify() alone cannot see.
 import { describe, expect, it } from 'vitest';
 import { createChainlog } from '../src/client.js';
-import { ChainlogInvalidArgumentError } from '../src/errors.js';
+import { ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from '../src/errors.js';
 import { useChainlogDatabase } from './support/db.js';
 import { asAttacker, chainRecomputedFrom, seedStream } from './support/tamper.js';
 
@@ -83,6 +83,21 @@ describe('verify() and verifyOffline() with a checkpoint', () => {
       expect(await bothWith(stream, checkpoint)).toEqual({ stream, ok: false, ...withCheckpoint });
     });
   }
+
+  it('catch a stream removed altogether, events and recorded head: unknown without the checkpoint, truncated with it', async () => {
+    const checkpoint = await streamWithCheckpoint('cp-gone');
+    await asAttacker(db.pool, `delete from chainlog.events where stream = 'cp-gone'; delete from chainlog.stream_heads where stream = 'cp-gone'`);
+    await expect(log().verify({ stream: 'cp-gone' })).rejects.toThrow(ChainlogUnknownStreamError);
+    await expect(log().verifyOffline({ stream: 'cp-gone' })).rejects.toThrow(ChainlogUnknownStreamError);
+    expect(await bothWith('cp-gone', checkpoint)).toEqual({
+      stream: 'cp-gone',
+      ok: false,
+      checked: 0,
+      firstBadSeq: '1',
+      problem: 'truncated',
+      detail: 'the checkpoint records event 6, but the stream holds no events: events 1..6 were removed',
+    });
+  });
 
   it('report a problem before the checkpoint as without it, and one after it once the checkpoint holds', async () => {
     const checkpoint = await streamWithCheckpoint('cp-early');

@@ -200,6 +200,33 @@ describe.concurrent('the chainlog CLI', () => {
       expect(json(machine).streams).toContainEqual(expect.objectContaining({ stream: 'st-a', headSeq: '3', headHash: rows[0].hash }));
     });
 
+    it('--checkpoints FILE checks every stream, those in the file `streams --json` wrote against their heads', async () => {
+      const url = databaseUrl(await createChainlogDatabase());
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await seedStream(client, 'cps-a', 3);
+        await seedStream(client, 'cps-b', 3);
+        const heads = path.join(tmp, 'heads.json');
+        writeFileSync(heads, (await run(['streams', '--json', '--database-url', url])).stdout);
+        // Later: cps-a grows, cps-c appears, and cps-b is rewritten with its recorded head.
+        await seedStream(client, 'cps-a', 2);
+        await seedStream(client, 'cps-c', 1);
+        await asAttacker(client, `update chainlog.events set actor = 'mallory' where stream = 'cps-b' and seq = 2; ${chainRecomputedFrom('cps-b', 2)}`);
+      } finally {
+        await client.end();
+      }
+      const results = await Promise.all([[], ['--offline']].map((mode) => run(['verify', '--checkpoints', path.join(tmp, 'heads.json'), ...mode, '--database-url', url])));
+      for (const r of results) {
+        expect(r.code).toBe(1);
+        expect(r.stdout).toMatch(/^cps-a\s+intact\s+5$/m);
+        expect(r.stdout).toMatch(/^cps-b\s+TAMPERED\s+2\s+3\s+modified\s+event 3 does not have the hash the checkpoint recorded/m);
+        expect(r.stdout).toMatch(/^cps-c\s+intact\s+1$/m);
+      }
+      const unchecked = await run(['verify', '--offline', '--database-url', url]);
+      expect(unchecked.code).toBe(0); // without the heads kept outside, the rewrite goes unseen
+    });
+
     it('--json gives ok and one report per stream; --stream limits it to the ones named', async () => {
       await tamperedStream('j-bad', 9, 4);
       await seedStream(db.pool, 'j-good', 7);
@@ -335,6 +362,24 @@ describe.concurrent('the chainlog CLI', () => {
       expect(format.stderr).toMatch(/^chainlog: --format applies only to an exported file, given with --file/m);
       expect(json(both)).toEqual({ error: expect.objectContaining({ code: 'CHAINLOG_INVALID_ARGUMENT', message: expect.stringMatching(/^--from-seq and --expected-head apply only to an exported file/) }) });
       expect(workers.stderr).toMatch(/^chainlog: --workers applies only with --offline or --file/m);
+    });
+
+    it('verify refuses a --checkpoints file that is not what `streams --json` writes, and checkpoints with --file', async () => {
+      const notJson = path.join(tmp, 'heads-not-json.json');
+      const badHead = path.join(tmp, 'heads-bad.json');
+      writeFileSync(notJson, 'acme 12:ab\n');
+      writeFileSync(badHead, JSON.stringify({ streams: [{ stream: 'acme', headSeq: '12', headHash: 'ab' }] }));
+      const [missing, garbled, bad, withFile] = await Promise.all([
+        chainlog('verify', '--checkpoints', path.join(tmp, 'no-such-heads.json')),
+        chainlog('verify', '--checkpoints', notJson),
+        chainlog('verify', '--checkpoints', badHead),
+        chainlog('verify', '--file', notJson, '--checkpoints', badHead),
+      ]);
+      expect([missing.code, garbled.code, bad.code, withFile.code]).toEqual([2, 2, 2, 2]);
+      expect(missing.stderr).toMatch(/--checkpoints .*no-such-heads\.json: cannot read it as JSON: ENOENT/);
+      expect(garbled.stderr).toMatch(/--checkpoints .*heads-not-json\.json: cannot read it as JSON/);
+      expect(bad.stderr).toMatch(/the head of stream "acme" must be SEQ:HASH/);
+      expect(withFile.stderr).toMatch(/^chainlog: --checkpoints checks the database, which has grown since/m);
     });
 
     it('demo takes no --database-url (it runs on its own server) and does not offer it', async () => {

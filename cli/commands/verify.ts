@@ -2,9 +2,10 @@
 // with --offline the events are read out and every hash recomputed here, in Node.js, so the check
 // does not trust the database's own functions; with --file an exported file is checked, no database.
 // Exit code 0: every chain checked is intact; 1: at least one is broken; 2: could not verify.
+import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import type { VerifyReport } from '../../src/client.js';
-import { parseCheckpoint } from '../../src/checkpoint.js';
+import { parseCheckpoint, type Checkpoint } from '../../src/checkpoint.js';
 import { invalidArgument, toChainlogError } from '../../src/errors.js';
 import { verifyOfflineFile } from '../../src/offline-verify.js';
 import { EXIT, handler, integerOption, seqOption, type GlobalArgs } from '../command.js';
@@ -20,6 +21,7 @@ export interface VerifyArgs extends GlobalArgs {
   fromSeq?: string;
   expectedHead?: string;
   checkpoint?: string;
+  checkpoints?: string;
   workers?: string;
 }
 
@@ -36,14 +38,17 @@ const FILE_ONLY = [
 ] as const;
 
 /** Refuses options that would be ignored: the file options without --file, --workers on the database's verify(). */
-export function checkVerifyArgs(args: Pick<VerifyArgs, 'file' | 'offline' | 'workers' | 'checkpoint' | 'stream' | (typeof FILE_ONLY)[number][0]>): void {
+export function checkVerifyArgs(
+  args: Pick<VerifyArgs, 'file' | 'offline' | 'workers' | 'checkpoint' | 'checkpoints' | 'stream' | (typeof FILE_ONLY)[number][0]>,
+): void {
+  if ((args.checkpoint !== undefined || args.checkpoints !== undefined) && args.file) {
+    throw invalidArgument(
+      `--checkpoint${args.checkpoint === undefined ? 's' : ''} checks the database, which has grown since; an exported file is checked against the head it must end at.`,
+      'Use --expected-head SEQ:HASH with --file.',
+    );
+  }
   if (args.checkpoint !== undefined) {
-    if (args.file) {
-      throw invalidArgument(
-        '--checkpoint checks the database, which has grown since; an exported file is checked against the head it must end at.',
-        'Use --expected-head SEQ:HASH with --file.',
-      );
-    }
+    if (args.checkpoints !== undefined) throw invalidArgument('Give --checkpoint or --checkpoints, not both.');
     if ((args.stream?.length ?? 0) !== 1) throw invalidArgument('--checkpoint needs exactly one --stream: a checkpoint is one stream\'s head.');
   }
   if (!args.file) {
@@ -67,6 +72,33 @@ function normalize(r: { stream: string; ok: boolean; checked: number; firstBadSe
 // Streams with a recorded head, and any with events but no head (written around chainlog: verify
 // reports them as 'inserted'), as chainlog.verify_all() lists them.
 const ALL_STREAMS = `select h.stream from chainlog.streams h union select distinct e.stream from chainlog.events e order by 1`;
+
+/**
+ * --checkpoints FILE: the heads `chainlog streams --json` wrote ({"streams": [{"stream", "headSeq",
+ * "headHash", ...}]}), by stream.
+ */
+export function readCheckpoints(file: string): Map<string, Checkpoint> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw invalidArgument(`--checkpoints ${file}: cannot read it as JSON: ${(e as Error).message}.`, 'Give the file `chainlog streams --json` wrote.');
+  }
+  const streams = (parsed as { streams?: unknown } | null)?.streams;
+  if (!Array.isArray(streams)) {
+    throw invalidArgument(`--checkpoints ${file}: expected an object with a "streams" list, as \`chainlog streams --json\` writes.`);
+  }
+  const heads = new Map<string, Checkpoint>();
+  for (const [i, entry] of streams.entries()) {
+    const { stream, headSeq, headHash } = (entry ?? {}) as { stream?: unknown; headSeq?: unknown; headHash?: unknown };
+    if (typeof stream !== 'string' || stream === '') throw invalidArgument(`--checkpoints ${file}: streams[${i}] has no "stream" name.`);
+    if (heads.has(stream)) throw invalidArgument(`--checkpoints ${file}: stream "${stream}" is listed twice.`);
+    // A stream listed with no event yet (head 0) holds nothing to check against.
+    if (headSeq === '0') continue;
+    heads.set(stream, parseCheckpoint({ seq: String(headSeq), hash: String(headHash) }, `--checkpoints ${file}: the head of stream "${stream}"`));
+  }
+  return heads;
+}
 
 /** --expected-head SEQ:HASH, as `chainlog export` prints it. */
 export function parseExpectedHead(text: string): { seq: number; hash: string } {
@@ -110,22 +142,27 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
 
   const upToSeq = seqOption('up-to-seq', args.upToSeq);
   const workers = integerOption('workers', args.workers, 0);
-  const checkpoint = args.checkpoint === undefined ? undefined : parseCheckpoint(args.checkpoint, '--checkpoint');
+  // The heads kept outside the database, by stream: one given with --checkpoint, or a file of them.
+  const checkpoints = args.checkpoints !== undefined
+    ? readCheckpoints(args.checkpoints)
+    : new Map(args.checkpoint === undefined ? [] : [[args.stream![0]!, parseCheckpoint(args.checkpoint, '--checkpoint')]]);
   const db = await openDatabase(args, out);
   try {
-    if (!args.offline) {
-      if (args.stream?.length) {
-        const reports: VerifyReport[] = [];
-        for (const stream of args.stream) reports.push(await db.chainlog.verify({ stream, upToSeq, checkpoint }));
-        return reports;
-      }
-      return await db.chainlog.verifyAll();
-    }
+    if (!args.offline && !args.stream?.length && checkpoints.size === 0) return await db.chainlog.verifyAll();
+    // Every stream the database has, and every stream a checkpoint says it had.
     const streams = args.stream?.length
       ? args.stream
-      : (await db.chainlog.db.query<{ stream: string }>(ALL_STREAMS).catch((e: unknown) => Promise.reject(toChainlogError(e)))).rows.map((r) => r.stream);
+      : [...new Set([
+          ...(await db.chainlog.db.query<{ stream: string }>(ALL_STREAMS).catch((e: unknown) => Promise.reject(toChainlogError(e)))).rows.map((r) => r.stream),
+          ...checkpoints.keys(),
+        ])].sort();
     const reports: VerifyReport[] = [];
     for (const stream of streams) {
+      const checkpoint = checkpoints.get(stream);
+      if (!args.offline) {
+        reports.push(await db.chainlog.verify({ stream, upToSeq, checkpoint }));
+        continue;
+      }
       const timer = progress(out, `verifying ${stream} offline`);
       let rows = 0;
       const report = await db.chainlog.verifyOffline({ stream, upToSeq, checkpoint, workers, onProgress: (p) => timer.update((rows = p.rows)) });
@@ -181,6 +218,10 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
         type: 'string',
         describe: 'SEQ:HASH of the one --stream recorded earlier (printed by export): the stream must still hold that event with that hash; catches a chain rewritten with its recorded head',
       })
+      .option('checkpoints', {
+        type: 'string',
+        describe: 'A file of heads written by `chainlog streams --json` earlier: each stream in it is checked against its head as with --checkpoint, and every other stream as usual',
+      })
       .option('workers', { type: 'string', describe: 'With --offline or --file: how many threads recompute hashes (default: cores - 1, at most 4, for large inputs; 0: none)' })
       .check((a) => {
         checkVerifyArgs(a as unknown as VerifyArgs);
@@ -189,6 +230,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .example('$0 verify', 'Every stream, in the database')
       .example('$0 verify -s acme --offline', 'Recompute acme\'s chain in Node.js')
       .example('$0 verify -f acme.ndjson --expected-head 1042:9f2c…', 'Check an export')
-      .example('$0 verify -s acme --offline --checkpoint 1042:9f2c…', 'Check that acme still holds a head recorded earlier') as unknown as Argv<VerifyArgs>,
+      .example('$0 verify -s acme --offline --checkpoint 1042:9f2c…', 'Check that acme still holds a head recorded earlier')
+      .example('$0 verify --offline --checkpoints heads.json', 'Every stream, those in heads.json against their heads') as unknown as Argv<VerifyArgs>,
   handler: handler(runVerify),
 };

@@ -66,7 +66,7 @@ export function parseCheckpoint(value: string | { seq: number | string | bigint;
   if (!/^\d+$/.test(seqText ?? '') || !Number.isSafeInteger(seq) || seq < 1 || typeof hash !== 'string' || !/^[0-9a-fA-F]{64}$/.test(hash)) {
     throw invalidArgument(
       `${name} must be SEQ:HASH, a seq of 1 or more and 64 hex digits, not ${JSON.stringify(typeof value === 'string' ? value : { seq: seqText, hash })}.`,
-      '`chainlog export` prints the head of what it exported in this form; chainlog.streams shows the current heads.',
+      '`chainlog export` and `chainlog streams` print heads in this form.',
     );
   }
   return { seq, hash: hash.toLowerCase() };
@@ -85,4 +85,3 @@ function splitHead(text: string): [string | undefined, string | undefined] {
   const at = text.trim().indexOf(':');
   return at < 0 ? [text.trim(), undefined] : [text.trim().slice(0, at), text.trim().slice(at + 1)];
 }
-

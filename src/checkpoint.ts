@@ -59,17 +59,29 @@ export function applyCheckpoint<V extends CheckedChain>(verdict: V, checkpoint: 
   return verdict;
 }
 
-/** A checkpoint given as SEQ:HASH (as `chainlog export` prints a head), or as an object. */
-export function parseCheckpoint(value: string | { seq: number | string | bigint; hash: string }, name = 'checkpoint'): Checkpoint {
+/**
+ * A checkpoint given as SEQ:HASH (as `chainlog export` prints a head), or as an object. Also reads a
+ * file's expected head (`minSeq` 0: an empty stream's head), which is written the same way.
+ */
+export function parseCheckpoint(value: string | { seq: number | string | bigint; hash: string }, name = 'checkpoint', minSeq = 1): Checkpoint {
   const [seqText, hash] = typeof value === 'string' ? splitHead(value) : [String(value?.seq), value?.hash];
   const seq = Number(seqText);
-  if (!/^\d+$/.test(seqText ?? '') || !Number.isSafeInteger(seq) || seq < 1 || typeof hash !== 'string' || !/^[0-9a-fA-F]{64}$/.test(hash)) {
+  if (!/^\d+$/.test(seqText ?? '') || !Number.isSafeInteger(seq) || seq < minSeq || typeof hash !== 'string' || !/^[0-9a-fA-F]{64}$/.test(hash)) {
     throw invalidArgument(
-      `${name} must be SEQ:HASH, a seq of 1 or more and 64 hex digits, not ${JSON.stringify(typeof value === 'string' ? value : { seq: seqText, hash })}.`,
+      `${name} must be SEQ:HASH, a seq of ${minSeq} or more and 64 hex digits, not ${JSON.stringify(typeof value === 'string' ? value : { seq: seqText, hash })}.`,
       '`chainlog export` and `chainlog streams` print heads in this form.',
     );
   }
   return { seq, hash: hash.toLowerCase() };
+}
+
+/**
+ * The verdict for a stream the database does not know at all (no events, no recorded head) when a
+ * checkpoint says it held events: not an unknown stream but one removed.
+ */
+export function removedStream(checkpoint: Checkpoint): CheckedChain & { problem: 'truncated'; firstBadSeq: number } {
+  return applyCheckpoint({ ok: true, checked: 0, firstBadSeq: null, problem: null, detail: null }, checkpoint, null, 0) as
+    CheckedChain & { problem: 'truncated'; firstBadSeq: number };
 }
 
 /** The checkpoint, checked and normalized. One beyond upToSeq could not be checked, so it is refused. */

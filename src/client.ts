@@ -13,7 +13,7 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { applyCheckpoint, checkpointWithin, parseCheckpoint, type CheckedChain } from './checkpoint.js';
+import { applyCheckpoint, checkpointWithin, parseCheckpoint, removedStream } from './checkpoint.js';
 import { ChainlogError, ChainlogUnknownStreamError, invalidArgument, toChainlogError } from './errors.js';
 import { exportEvents, onWatchedSession, type ExportProgress } from './export.js';
 import { verifyOffline as verifyOfflineImpl, type VerifyProgress } from './offline-verify.js';
@@ -788,10 +788,9 @@ class ChainlogHandle implements Chainlog {
         args.stream, upToSeq, checkpoint.seq,
       ]));
     } catch (e) {
-      // The checkpoint says the stream held events: gone altogether, it was removed.
       if (!(e instanceof ChainlogUnknownStreamError)) throw e;
-      const v = applyCheckpoint<CheckedChain>({ ok: true, checked: 0, firstBadSeq: null, problem: null, detail: null }, checkpoint, null, 0);
-      return { stream: args.stream, ...v, firstBadSeq: String(v.firstBadSeq) };
+      const removed = removedStream(checkpoint);
+      return { stream: args.stream, ...removed, firstBadSeq: String(removed.firstBadSeq) };
     }
     const report = mapVerify(args.stream, rows[0]!);
     // Verified intact, report.checked is the last seq: the chain runs from seq 1 without a gap.

@@ -19,7 +19,7 @@ import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { applyCheckpoint, checkpointWithin, type Checkpoint } from './checkpoint.js';
+import { applyCheckpoint, checkpointWithin, removedStream, type Checkpoint } from './checkpoint.js';
 import { ChainlogError, ChainlogFileFormatError, ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from './errors.js';
 import { EXPORT_COLUMNS, readStreamHead, withPinnedSnapshot, type Db } from './export.js';
 import { ContentCheckPool } from './hash-workers.js';
@@ -1489,8 +1489,7 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
     const scanner = await withContentWorkers(workers, scan);
 
     if (scanner.rows === 0 && head === null) {
-      // The checkpoint says the stream held events: gone altogether, it was removed.
-      if (checkpoint) return { stream, ...applyCheckpoint<Verdict>({ ok: true, checked: 0, firstBadSeq: null, problem: null, detail: null }, checkpoint, null, 0) };
+      if (checkpoint) return { stream, ...removedStream(checkpoint) };
       throw unknownStream(stream);
     }
     const verdict =

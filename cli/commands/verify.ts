@@ -100,15 +100,6 @@ export function readCheckpoints(file: string): Map<string, Checkpoint> {
   return heads;
 }
 
-/** --expected-head SEQ:HASH, as `chainlog export` prints it. */
-export function parseExpectedHead(text: string): { seq: number; hash: string } {
-  const m = /^(\d+):([0-9a-fA-F]{64})$/.exec(text.trim());
-  if (!m || !Number.isSafeInteger(Number(m[1]))) {
-    throw invalidArgument(`--expected-head must be SEQ:HASH (64 hex digits), not "${text}".`, '`chainlog export` prints the head of what it exported in this form.');
-  }
-  return { seq: Number(m[1]), hash: m[2]!.toLowerCase() };
-}
-
 export async function collectReports(args: VerifyArgs, out: Output): Promise<VerifyReport[]> {
   if (args.upToSeq !== undefined && !args.file && (args.stream?.length ?? 0) !== 1) {
     throw invalidArgument('--up-to-seq needs exactly one --stream.');
@@ -122,7 +113,7 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
       path: args.file,
       format: args.format ?? fileFormat(args.file),
       stream: args.stream?.[0],
-      expectedHead: args.expectedHead ? parseExpectedHead(args.expectedHead) : undefined,
+      expectedHead: args.expectedHead ? parseCheckpoint(args.expectedHead, '--expected-head', 0) : undefined,
       upToSeq: upToSeq === undefined ? undefined : Number(upToSeq),
       fromSeq: fromSeq === undefined ? undefined : Number(fromSeq),
       workers: integerOption('workers', args.workers, 0),

@@ -6,9 +6,11 @@ import { hideBin } from 'yargs/helpers';
 import { invalidArgument } from '../src/errors.js';
 import { EXIT, reportError, type GlobalArgs } from './command.js';
 import { appendCommand } from './commands/append.js';
+import { checkpointCommand } from './commands/checkpoint.js';
 import { demoCommand } from './commands/demo.js';
 import { exportCommand } from './commands/export.js';
 import { getCommand } from './commands/get.js';
+import { keygenCommand } from './commands/keygen.js';
 import { migrateCommand } from './commands/migrate.js';
 import { searchCommand } from './commands/search.js';
 import { streamsCommand } from './commands/streams.js';
@@ -34,6 +36,8 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     .command(getCommand)
     .command(streamsCommand)
     .command(verifyCommand)
+    .command(checkpointCommand)
+    .command(keygenCommand)
     .command(exportCommand)
     .command(demoCommand)
     .demandCommand(1, 'Name a command.')

@@ -113,6 +113,14 @@ export class ChainlogRetryableError extends ChainlogError {
   override readonly retryable = true;
 }
 
+/**
+ * CHAINLOG_BAD_SIGNATURE: a signed checkpoint was not signed by the public key given, or was changed
+ * after it was signed. Its heads cannot be trusted, so nothing was verified against them.
+ */
+export class ChainlogSignatureError extends ChainlogError {
+  override name = 'ChainlogSignatureError';
+}
+
 /** The database could not be reached or refused the login. */
 export class ChainlogConnectionError extends ChainlogError {
   override name = 'ChainlogConnectionError';

@@ -41,6 +41,7 @@ export {
   ChainlogPermissionError,
   ChainlogProtectedDdlError,
   ChainlogRetryableError,
+  ChainlogSignatureError,
   ChainlogUnknownStreamError,
   toChainlogError,
   type ChainlogErrorOptions,
@@ -78,4 +79,19 @@ export {
 } from './offline-verify.js';
 // A head recorded outside the database, checked against the stream as it is now.
 export { parseCheckpoint, type Checkpoint } from './checkpoint.js';
+// Every stream's head, signed with a key the database never sees, and checked with its public key.
+export {
+  checkpointsFromHeads,
+  generateSigningKeys,
+  isSignedCheckpoint,
+  keyFingerprint,
+  openSignedCheckpoint,
+  signCheckpoint,
+  SIGNED_CHECKPOINT_FORMAT,
+  type CheckpointHeads,
+  type HeadEntry,
+  type KeyInput,
+  type OpenedCheckpoint,
+  type SignedCheckpoint,
+} from './signed-checkpoint.js';
 export { exportEvents, type ExportOptions, type ExportProgress, type ExportResult } from './export.js';

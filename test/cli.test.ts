@@ -2,7 +2,7 @@
 // Every test uses its own streams (or its own database), so they all run at the same time: each child
 // process spends most of its life starting up.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -225,6 +225,62 @@ describe.concurrent('the chainlog CLI', () => {
       }
       const unchecked = await run(['verify', '--offline', '--database-url', url]);
       expect(unchecked.code).toBe(0); // without the heads kept outside, the rewrite goes unseen
+    });
+
+    it('keygen, checkpoint --key and verify --checkpoints --public-key: signed heads catch a rewrite; a changed file is refused', async () => {
+      const url = databaseUrl(await createChainlogDatabase());
+      const dir = mkdtempSync(path.join(tmp, 'keys-'));
+      const [key, pub, signed] = [path.join(dir, 'audit.key.pem'), path.join(dir, 'audit.pub.pem'), path.join(dir, 'signed.json')];
+      const keygen = await run(['keygen', path.join(dir, 'audit')]);
+      expect(keygen.code).toBe(0);
+      expect(keygen.stdout).toMatch(/^Key sha256:[0-9a-f]{64}$/m);
+      expect(statSync(key).mode & 0o777).toBe(0o600);
+      const again = await run(['keygen', path.join(dir, 'audit')]);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toMatch(/Cannot write .*audit\.key\.pem: it exists\. Choose another NAME; chainlog never overwrites a key\./);
+
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await seedStream(client, 'sgn-a', 3);
+        await seedStream(client, 'sgn-b', 3);
+        const checkpoint = await run(['checkpoint', '--key', key, '-o', signed, '--database-url', url]);
+        expect(checkpoint.code).toBe(0);
+        expect(checkpoint.stderr).toMatch(/^Signed the heads of 2 stream\(s\) with key sha256:[0-9a-f]{64}, in .*signed\.json\.$/m);
+        await seedStream(client, 'sgn-a', 2);
+        await asAttacker(client, `update chainlog.events set actor = 'mallory' where stream = 'sgn-b' and seq = 2; ${chainRecomputedFrom('sgn-b', 2)}`);
+      } finally {
+        await client.end();
+      }
+      const results = await Promise.all([[], ['--offline']].map((mode) => run(['verify', '--checkpoints', signed, '--public-key', pub, ...mode, '--database-url', url])));
+      for (const r of results) {
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(/^Checkpoint signed by sha256:[0-9a-f]{64}: the heads of 2 stream\(s\), taken \d{4}-/m);
+        expect(r.stdout).toMatch(/^sgn-a\s+intact\s+5$/m);
+        expect(r.stdout).toMatch(/^sgn-b\s+TAMPERED\s+2\s+3\s+modified\s+event 3 does not have the hash the checkpoint recorded/m);
+      }
+
+      // The attacker also moves sgn-b's head in the file: the signature no longer matches.
+      const forged = path.join(dir, 'forged.json');
+      const doc = JSON.parse(readFileSync(signed, 'utf8'));
+      const reader = new pg.Client({ connectionString: url });
+      await reader.connect();
+      const { rows } = await reader.query(`select encode(head_hash, 'hex') as hash from chainlog.streams where stream = 'sgn-b'`).finally(() => reader.end());
+      writeFileSync(forged, JSON.stringify({ ...doc, heads: doc.heads.replace(/("stream":"sgn-b","headSeq":"3","headHash":")[0-9a-f]{64}/, `$1${rows[0].hash}`) }));
+      expect(readFileSync(forged, 'utf8')).toContain(rows[0].hash);
+      const unsigned = path.join(dir, 'heads.json');
+      writeFileSync(unsigned, JSON.stringify({ streams: [] }));
+      const [changed, withoutKey, keyForUnsigned, keyAlone] = await Promise.all([
+        run(['verify', '--checkpoints', forged, '--public-key', pub, '--json', '--database-url', url]),
+        run(['verify', '--checkpoints', signed, '--database-url', url]),
+        run(['verify', '--checkpoints', unsigned, '--public-key', pub, '--database-url', url]),
+        run(['verify', '--public-key', pub, '--database-url', url]),
+      ]);
+      expect([changed.code, withoutKey.code, keyForUnsigned.code, keyAlone.code]).toEqual([2, 2, 2, 2]);
+      expect(json(changed).error).toMatchObject({ code: 'CHAINLOG_BAD_SIGNATURE', message: expect.stringMatching(/the signature does not match its heads/) });
+      expect(withoutKey.stderr).toMatch(/is a signed checkpoint: give the signer's public key with --public-key/);
+      expect(keyForUnsigned.stderr).toMatch(/heads\.json is not signed, so --public-key has nothing to check/);
+      expect(keyAlone.stderr).toMatch(/^chainlog: --public-key checks the signature of a --checkpoints file; there is none/m);
     });
 
     it('--json gives ok and one report per stream; --stream limits it to the ones named', async () => {

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import type { VerifyReport } from '../../src/client.js';
 import { parseCheckpoint, type Checkpoint } from '../../src/checkpoint.js';
+import { checkpointsFromHeads, isSignedCheckpoint, openSignedCheckpoint, type OpenedCheckpoint } from '../../src/signed-checkpoint.js';
 import { invalidArgument, toChainlogError } from '../../src/errors.js';
 import { verifyOfflineFile } from '../../src/offline-verify.js';
 import { EXIT, handler, integerOption, seqOption, type GlobalArgs } from '../command.js';
@@ -22,6 +23,7 @@ export interface VerifyArgs extends GlobalArgs {
   expectedHead?: string;
   checkpoint?: string;
   checkpoints?: string;
+  publicKey?: string;
   workers?: string;
 }
 
@@ -39,8 +41,11 @@ const FILE_ONLY = [
 
 /** Refuses options that would be ignored: the file options without --file, --workers on the database's verify(). */
 export function checkVerifyArgs(
-  args: Pick<VerifyArgs, 'file' | 'offline' | 'workers' | 'checkpoint' | 'checkpoints' | 'stream' | (typeof FILE_ONLY)[number][0]>,
+  args: Pick<VerifyArgs, 'file' | 'offline' | 'workers' | 'checkpoint' | 'checkpoints' | 'publicKey' | 'stream' | (typeof FILE_ONLY)[number][0]>,
 ): void {
+  if (args.publicKey !== undefined && args.checkpoints === undefined) {
+    throw invalidArgument('--public-key checks the signature of a --checkpoints file; there is none.', 'Add --checkpoints FILE (written by `chainlog checkpoint`), or leave --public-key out.');
+  }
   if ((args.checkpoint !== undefined || args.checkpoints !== undefined) && args.file) {
     throw invalidArgument(
       `--checkpoint${args.checkpoint === undefined ? 's' : ''} checks the database, which has grown since; an exported file is checked against the head it must end at.`,
@@ -75,29 +80,35 @@ const ALL_STREAMS = `select h.stream from chainlog.streams h union select distin
 
 /**
  * --checkpoints FILE: the heads `chainlog streams --json` wrote ({"streams": [{"stream", "headSeq",
- * "headHash", ...}]}), by stream.
+ * "headHash", ...}]}), or a signed checkpoint `chainlog checkpoint` wrote, checked with --public-key
+ * first. Either both a signed file and its public key, or neither: a signed file read without its
+ * key, or a key given for an unsigned file, would look checked and not be.
  */
-export function readCheckpoints(file: string): Map<string, Checkpoint> {
+export function readCheckpoints(file: string, publicKeyFile?: string): { checkpoints: Map<string, Checkpoint>; signed?: OpenedCheckpoint } {
+  const source = `--checkpoints ${file}`;
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw invalidArgument(`--checkpoints ${file}: cannot read it as JSON: ${(e as Error).message}.`, 'Give the file `chainlog streams --json` wrote.');
+    throw invalidArgument(`${source}: cannot read it as JSON: ${(e as Error).message}.`, 'Give the file `chainlog streams --json` or `chainlog checkpoint` wrote.');
   }
-  const streams = (parsed as { streams?: unknown } | null)?.streams;
-  if (!Array.isArray(streams)) {
-    throw invalidArgument(`--checkpoints ${file}: expected an object with a "streams" list, as \`chainlog streams --json\` writes.`);
+  if (!isSignedCheckpoint(parsed)) {
+    if (publicKeyFile !== undefined) {
+      throw invalidArgument(`${source} is not signed, so --public-key has nothing to check.`, 'Sign heads with `chainlog checkpoint --key KEY`, or leave --public-key out.');
+    }
+    return { checkpoints: checkpointsFromHeads(parsed, source) };
   }
-  const heads = new Map<string, Checkpoint>();
-  for (const [i, entry] of streams.entries()) {
-    const { stream, headSeq, headHash } = (entry ?? {}) as { stream?: unknown; headSeq?: unknown; headHash?: unknown };
-    if (typeof stream !== 'string' || stream === '') throw invalidArgument(`--checkpoints ${file}: streams[${i}] has no "stream" name.`);
-    if (heads.has(stream)) throw invalidArgument(`--checkpoints ${file}: stream "${stream}" is listed twice.`);
-    // A stream listed with no event yet (head 0) holds nothing to check against.
-    if (headSeq === '0') continue;
-    heads.set(stream, parseCheckpoint({ seq: String(headSeq), hash: String(headHash) }, `--checkpoints ${file}: the head of stream "${stream}"`));
+  if (publicKeyFile === undefined) {
+    throw invalidArgument(`${source} is a signed checkpoint: give the signer's public key with --public-key, or its heads would be trusted unchecked.`);
   }
-  return heads;
+  let publicKey: string;
+  try {
+    publicKey = readFileSync(publicKeyFile, 'utf8');
+  } catch (e) {
+    throw invalidArgument(`--public-key ${publicKeyFile}: cannot read it: ${(e as Error).message}.`);
+  }
+  const signed = openSignedCheckpoint(parsed, publicKey, source);
+  return { checkpoints: signed.checkpoints, signed };
 }
 
 export async function collectReports(args: VerifyArgs, out: Output): Promise<VerifyReport[]> {
@@ -134,9 +145,14 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
   const upToSeq = seqOption('up-to-seq', args.upToSeq);
   const workers = integerOption('workers', args.workers, 0);
   // The heads kept outside the database, by stream: one given with --checkpoint, or a file of them.
-  const checkpoints = args.checkpoints !== undefined
-    ? readCheckpoints(args.checkpoints)
-    : new Map(args.checkpoint === undefined ? [] : [[args.stream![0]!, parseCheckpoint(args.checkpoint, '--checkpoint')]]);
+  let checkpoints = new Map(args.checkpoint === undefined ? [] : [[args.stream![0]!, parseCheckpoint(args.checkpoint, '--checkpoint')]]);
+  if (args.checkpoints !== undefined) {
+    const read = readCheckpoints(args.checkpoints, args.publicKey);
+    checkpoints = read.checkpoints;
+    if (read.signed && !out.json) {
+      writeLine(out.stderr, `Checkpoint signed by ${read.signed.key}: the heads of ${checkpoints.size} stream(s), taken ${read.signed.takenAt}.`);
+    }
+  }
   const db = await openDatabase(args, out);
   try {
     if (!args.offline && !args.stream?.length && checkpoints.size === 0) return await db.chainlog.verifyAll();
@@ -211,8 +227,9 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       })
       .option('checkpoints', {
         type: 'string',
-        describe: 'A file of heads written by `chainlog streams --json` earlier: each stream in it is checked against its head as with --checkpoint, and every other stream as usual',
+        describe: 'A file of heads written earlier by `chainlog streams --json`, or signed by `chainlog checkpoint`: each stream in it is checked against its head as with --checkpoint, and every other stream as usual',
       })
+      .option('public-key', { type: 'string', describe: 'With a signed --checkpoints file: the signer\'s public key (PEM); the signature is checked before any head is used' })
       .option('workers', { type: 'string', describe: 'With --offline or --file: how many threads recompute hashes (default: cores - 1, at most 4, for large inputs; 0: none)' })
       .check((a) => {
         checkVerifyArgs(a as unknown as VerifyArgs);
@@ -222,6 +239,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .example('$0 verify -s acme --offline', 'Recompute acme\'s chain in Node.js')
       .example('$0 verify -f acme.ndjson --expected-head 1042:9f2c…', 'Check an export')
       .example('$0 verify -s acme --offline --checkpoint 1042:9f2c…', 'Check that acme still holds a head recorded earlier')
-      .example('$0 verify --offline --checkpoints heads.json', 'Every stream, those in heads.json against their heads') as unknown as Argv<VerifyArgs>,
+      .example('$0 verify --offline --checkpoints heads.json', 'Every stream, those in heads.json against their heads')
+      .example('$0 verify --checkpoints signed.json --public-key audit.pub.pem', 'The same, against heads signed by `chainlog checkpoint`') as unknown as Argv<VerifyArgs>,
   handler: handler(runVerify),
 };

@@ -9,7 +9,7 @@ const README = fileURLToPath(new URL('../README.md', import.meta.url));
 const BIN = fileURLToPath(new URL('../cli/chainlog.js', import.meta.url));
 const START = '<!-- cli:start -->';
 const END = '<!-- cli:end -->';
-const COMMANDS = ['migrate', 'append', 'search', 'get', 'streams', 'verify', 'export', 'demo'];
+const COMMANDS = ['migrate', 'append', 'search', 'get', 'streams', 'verify', 'checkpoint', 'keygen', 'export', 'demo'];
 
 function help(args: string[]): string {
   // A pipe, not a terminal: yargs wraps at the CLI's default width, so the output is the same everywhere.

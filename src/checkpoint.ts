@@ -26,11 +26,15 @@ export interface CheckedChain {
 }
 
 /**
- * Adds the checkpoint to a verdict over the stream from seq 1. `hashAtCheckpoint` is the hash of the
- * event the stream holds at checkpoint.seq, verified intact (null when it holds none); `lastSeq` the
- * last event verified intact. A problem the verifier found at or before the checkpoint comes first.
+ * Adds the checkpoint to a verdict over the stream (or an exported file of it). `hashAtCheckpoint` is
+ * the hash of the event held at checkpoint.seq, verified intact (null when there is none); `lastSeq`
+ * the last event verified intact; `of` says whether a file was checked and the seq it starts at. A
+ * problem the verifier found at or before the checkpoint comes first.
  */
-export function applyCheckpoint<V extends CheckedChain>(verdict: V, checkpoint: Checkpoint, hashAtCheckpoint: string | null, lastSeq: number): V {
+export function applyCheckpoint<V extends CheckedChain>(
+  verdict: V, checkpoint: Checkpoint, hashAtCheckpoint: string | null, lastSeq: number,
+  of: { file: boolean; fromSeq: number } = { file: false, fromSeq: 1 },
+): V {
   if (!verdict.ok && verdict.firstBadSeq !== null && verdict.firstBadSeq <= checkpoint.seq) return verdict;
   if (hashAtCheckpoint === null) {
     // Verified intact from seq 1 to lastSeq, yet no event at the checkpoint: the stream was cut back
@@ -38,19 +42,22 @@ export function applyCheckpoint<V extends CheckedChain>(verdict: V, checkpoint: 
     return {
       ...verdict,
       ok: false,
-      checked: lastSeq,
-      firstBadSeq: lastSeq + 1,
+      checked: Math.max(0, lastSeq - of.fromSeq + 1),
+      firstBadSeq: Math.max(lastSeq, of.fromSeq - 1) + 1,
       problem: 'truncated',
-      detail: lastSeq === 0
-        ? `the checkpoint records event ${checkpoint.seq}, but the stream holds no events: events 1..${checkpoint.seq} were removed`
-        : `the checkpoint records event ${checkpoint.seq}, but the stream ends at seq ${lastSeq}: events ${lastSeq + 1}..${checkpoint.seq} were removed and the recorded head moved back to hide it`,
+      detail: of.file
+        // An export made before the checkpoint was taken ends before it too, innocently.
+        ? `the checkpoint records event ${checkpoint.seq}, but the file ends at seq ${lastSeq}: it was cut short, or exported before the checkpoint was taken`
+        : lastSeq === 0
+          ? `the checkpoint records event ${checkpoint.seq}, but the stream holds no events: events 1..${checkpoint.seq} were removed`
+          : `the checkpoint records event ${checkpoint.seq}, but the stream ends at seq ${lastSeq}: events ${lastSeq + 1}..${checkpoint.seq} were removed and the recorded head moved back to hide it`,
     };
   }
   if (hashAtCheckpoint !== checkpoint.hash) {
     return {
       ...verdict,
       ok: false,
-      checked: checkpoint.seq - 1,
+      checked: checkpoint.seq - of.fromSeq,
       firstBadSeq: checkpoint.seq,
       problem: 'modified',
       detail: `event ${checkpoint.seq} does not have the hash the checkpoint recorded: the chain up to it was rewritten with recomputed hashes (the first changed event is at or before seq ${checkpoint.seq})`,

@@ -862,6 +862,8 @@ class Scanner implements Neighbourhood {
   k: number | null = null;
   lastSeq = 0;
   readonly lastHash = new Uint8Array(32);
+  /** The seq of a checkpoint (options.watchSeq, or set before the first row of a file is checked). */
+  watchSeq: number | undefined;
   /** The hash (hex) of the event at watchSeq, once it was checked intact. */
   watchedHash: string | null = null;
   /** Set when a file's rows are out of order; the rows after it are no longer checked. */
@@ -885,6 +887,7 @@ class Scanner implements Neighbourhood {
     this.ring = [0, 1, 2].map(() => new RowBuffer(o.columns.length));
     this.prevSeq = o.fromSeq - 1;
     this.prevHash.set(GENESIS);
+    this.watchSeq = o.watchSeq;
   }
 
   /** The parser's sink: checks one row, returns the buffer for the next one. */
@@ -1098,7 +1101,7 @@ class Scanner implements Neighbourhood {
       return;
     }
     if (this.o.collectNeighbours) this.keepHash(seq);
-    if (seq === this.o.watchSeq) this.watchedHash = Buffer.from(this.stored).toString('hex');
+    if (seq === this.watchSeq) this.watchedHash = Buffer.from(this.stored).toString('hex');
     this.prevSeq = seq;
     this.prevHash.set(this.stored);
     this.lastSeq = seq;
@@ -1546,6 +1549,16 @@ export interface VerifyFileOptions {
   upToSeq?: number;
   /** The seq the file starts at, for an export made with fromSeq; the first row's prev_hash is then trusted. Default 1. */
   fromSeq?: number;
+  /**
+   * A head recorded outside the database, at or before the time of the export (src/checkpoint.ts):
+   * the file must hold that event with that hash. Unlike expectedHead, the file may go on past it.
+   */
+  checkpoint?: Checkpoint | string;
+  /**
+   * Heads by stream, as openSignedCheckpoint() returns them: the file's stream is checked against its
+   * own, as with `checkpoint`. A file whose stream has none there is refused.
+   */
+  checkpoints?: ReadonlyMap<string, Checkpoint>;
   onProgress?: (progress: VerifyProgress) => void;
   sha256?: Sha256;
   /**
@@ -1578,6 +1591,22 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
   }
   const format = options.format ?? (path && /\.(nd)?jsonl?$|\.ndjson$/i.test(path) ? 'ndjson' : 'csv');
   validateWorkers(options.workers);
+  if (options.checkpoint !== undefined && options.checkpoints !== undefined) {
+    throw new ChainlogInvalidArgumentError('verifyOfflineFile takes checkpoint or checkpoints, not both.', { code: 'CHAINLOG_INVALID_ARGUMENT' });
+  }
+  // The checkpoint of the file's stream, once that is known: given, or from the first row.
+  let checkpoint = options.checkpoint === undefined ? undefined : fileCheckpoint(options.checkpoint, upToSeq, fromSeq);
+  const checkpointOf = (streamName: string): Checkpoint | undefined => {
+    if (options.checkpoints === undefined) return checkpoint;
+    const found = options.checkpoints.get(streamName);
+    if (found === undefined) {
+      throw new ChainlogInvalidArgumentError(
+        `The checkpoints hold no head of stream ${JSON.stringify(streamName)}, the stream of the file: it cannot be checked against them.`,
+        { code: 'CHAINLOG_INVALID_ARGUMENT', hint: 'Use checkpoints taken of the database the file was exported from, or verify the file without them.' },
+      );
+    }
+    return (checkpoint = fileCheckpoint(found, upToSeq, fromSeq));
+  };
   const sha256 = options.sha256 ?? nodeSha256;
   const limitSeq = upToSeq ?? Number.MAX_SAFE_INTEGER;
 
@@ -1589,7 +1618,10 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
   let scanner: Scanner | undefined;
   let parser: Parser | undefined;
   const makeScanner = (columns: readonly string[], pool?: ContentCheckPool) =>
-    new Scanner({ columns, sha256, limitSeq, fromSeq, collectNeighbours: true, contentPool: pool, line: () => parser!.line() });
+    new Scanner({
+      columns, sha256, limitSeq, fromSeq, collectNeighbours: true, contentPool: pool, line: () => parser!.line(),
+      watchSeq: given === undefined ? undefined : checkpointOf(given)?.seq,
+    });
   // Rows of other streams are skipped before the scanner sees them, when a stream was asked for.
   const streamFilter = (columns: readonly string[], s: Scanner): RowSink => {
     const col = columns.indexOf('stream');
@@ -1600,6 +1632,7 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
       if (wanted === null) {
         wantedName = decodeText(b, start, end, 'stream');
         wanted = b.slice(start, end);
+        s.watchSeq = checkpointOf(wantedName)?.seq;
       } else if (!sameBytes(b, start, end, wanted)) {
         const other = lossyDecoder.decode(b.subarray(start, end));
         if (given !== undefined) {
@@ -1665,7 +1698,7 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
     const s = await withContentWorkers(input === undefined ? workerCount(options.workers, custom, await large()) : 0, scan);
 
     const stream = wantedName ?? '';
-    if (s.rows === 0 && !expectedHead && s.disorder === null) {
+    if (s.rows === 0 && !expectedHead && !checkpoint && s.disorder === null) {
       throw bad(
         given === undefined
           ? 'the file holds no events'
@@ -1681,10 +1714,22 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
       s.k === null
         ? compareWithHead(s.checked, s.lastSeq, s.checked ? s.lastHash : null, head, limitSeq, false)
         : await classify(s.k, head, s, sha256);
-    return { stream, ...verdict };
+    return { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, s.watchedHash, s.lastSeq, { file: true, fromSeq }) : verdict) };
   } catch (e) {
     throw fileFormatError(e);
   }
+}
+
+/** A checkpoint a file can be checked against: within upToSeq, and not before the seq the file starts at. */
+function fileCheckpoint(given: Checkpoint | string, upToSeq: number | undefined, fromSeq: number): Checkpoint {
+  const checkpoint = checkpointWithin(given, upToSeq);
+  if (checkpoint.seq < fromSeq) {
+    throw new ChainlogInvalidArgumentError(
+      `The checkpoint (seq ${checkpoint.seq}) lies before the file's first event (seq ${fromSeq}): the file cannot show it.`,
+      { code: 'CHAINLOG_INVALID_ARGUMENT', hint: 'Export the stream from seq 1 (or from the checkpoint at most) to check it against this checkpoint.' },
+    );
+  }
+  return checkpoint;
 }
 
 /** The CSV header's column names: exactly EXPORT_COLUMNS, each once (in any order). */

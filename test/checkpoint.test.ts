@@ -1,9 +1,16 @@
-// Checkpoints: a head recorded outside the database, checked against the stream as it is now. The
+// Checkpoints: a head recorded outside the database, checked against the stream as it is now (or an
+// export of it). The
 // attack they exist for: a superuser rewrites a chain to its end with recomputed hashes and moves the
 // recorded head to match, which verify() alone cannot see.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseCheckpoint } from '../src/checkpoint.js';
 import { createChainlog } from '../src/client.js';
 import { ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from '../src/errors.js';
+import { exportEvents } from '../src/export.js';
+import { verifyOfflineFile } from '../src/offline-verify.js';
 import { useChainlogDatabase } from './support/db.js';
 import { asAttacker, chainRecomputedFrom, seedStream } from './support/tamper.js';
 
@@ -121,5 +128,70 @@ describe('verify() and verifyOffline() with a checkpoint', () => {
     const beyond = { stream: 'cp-args', upToSeq: 2, checkpoint: `3:${'a'.repeat(64)}` };
     await expect(log().verify(beyond)).rejects.toThrow(/The checkpoint \(seq 3\) lies beyond upToSeq \(2\)/);
     await expect(log().verifyOffline(beyond)).rejects.toThrow(/The checkpoint \(seq 3\) lies beyond upToSeq \(2\)/);
+  });
+});
+
+describe('verifyOfflineFile() with a checkpoint: an export checked against a head kept elsewhere', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'chainlog-checkpoint-'));
+  const exported = async (stream: string, name: string, format: 'csv' | 'ndjson' = 'ndjson', fromSeq?: number) => {
+    const file = path.join(dir, `${name}.${format}`);
+    await exportEvents({ db: db.pool, stream, format, output: file, fromSeq });
+    return file;
+  };
+
+  it('pass a file that holds the checkpoint\'s event, in both formats, and from a partial export that starts at or before it', async () => {
+    const checkpoint = await streamWithCheckpoint('cpf-intact');
+    for (const format of ['csv', 'ndjson'] as const) {
+      const file = await exported('cpf-intact', `intact-${format}`, format);
+      expect(await verifyOfflineFile({ path: file, checkpoint })).toEqual({ stream: 'cpf-intact', ok: true, checked: 15, firstBadSeq: null, problem: null, detail: null });
+    }
+    const partial = await exported('cpf-intact', 'partial', 'ndjson', 4);
+    expect(await verifyOfflineFile({ path: partial, fromSeq: 4, checkpoint })).toMatchObject({ ok: true, checked: 12 });
+    // Heads by stream, as a signed checkpoint gives them.
+    expect(await verifyOfflineFile({ path: partial, fromSeq: 4, checkpoints: new Map([['cpf-intact', parseCheckpoint(checkpoint)]]) })).toMatchObject({ ok: true, checked: 12 });
+  });
+
+  it('catch an export of a chain rewritten with its recorded head, which verifies intact without the checkpoint', async () => {
+    const checkpoint = await streamWithCheckpoint('cpf-rewritten');
+    await asAttacker(db.pool, `update chainlog.events set actor = 'mallory' where stream = 'cpf-rewritten' and seq = 3; ${chainRecomputedFrom('cpf-rewritten', 3)}`);
+    const head = (await log().streams()).find((s) => s.stream === 'cpf-rewritten')!;
+    const file = await exported('cpf-rewritten', 'rewritten');
+    // Even the head the rewritten database reports passes: only the checkpoint remembers the old hashes.
+    expect(await verifyOfflineFile({ path: file, expectedHead: { seq: Number(head.headSeq), hash: head.headHash } })).toMatchObject({ ok: true, checked: 15 });
+    expect(await verifyOfflineFile({ path: file, checkpoint })).toEqual({
+      stream: 'cpf-rewritten',
+      ok: false,
+      checked: 5,
+      firstBadSeq: 6,
+      problem: 'modified',
+      detail: 'event 6 does not have the hash the checkpoint recorded: the chain up to it was rewritten with recomputed hashes (the first changed event is at or before seq 6)',
+    });
+    const partial = await exported('cpf-rewritten', 'rewritten-partial', 'csv', 4);
+    expect(await verifyOfflineFile({ path: partial, fromSeq: 4, checkpoint })).toMatchObject({ ok: false, checked: 2, firstBadSeq: 6, problem: 'modified' });
+  });
+
+  it('report a file that ends before the checkpoint as truncated, saying it may predate the checkpoint', async () => {
+    await seedStream(db.pool, 'cpf-short', 4);
+    const file = await exported('cpf-short', 'short');
+    await seedStream(db.pool, 'cpf-short', 2);
+    const { rows } = await db.query(`select encode(hash, 'hex') as hash from chainlog.events where stream = 'cpf-short' and seq = 6`);
+    expect(await verifyOfflineFile({ path: file, checkpoint: `6:${rows[0].hash}` })).toEqual({
+      stream: 'cpf-short',
+      ok: false,
+      checked: 4,
+      firstBadSeq: 5,
+      problem: 'truncated',
+      detail: 'the checkpoint records event 6, but the file ends at seq 4: it was cut short, or exported before the checkpoint was taken',
+    });
+  });
+
+  it('refuse a checkpoint the file cannot show: before a partial export\'s first event, or none for the file\'s stream', async () => {
+    const checkpoint = await streamWithCheckpoint('cpf-refused');
+    const partial = await exported('cpf-refused', 'refused-partial', 'ndjson', 8);
+    await expect(verifyOfflineFile({ path: partial, fromSeq: 8, checkpoint })).rejects.toThrow(/The checkpoint \(seq 6\) lies before the file's first event \(seq 8\)/);
+    const file = await exported('cpf-refused', 'refused');
+    await expect(verifyOfflineFile({ path: file, checkpoints: new Map([['other', parseCheckpoint(checkpoint)]]) }))
+      .rejects.toThrow(/The checkpoints hold no head of stream "cpf-refused", the stream of the file/);
+    await expect(verifyOfflineFile({ path: file, checkpoint, checkpoints: new Map() })).rejects.toThrow(ChainlogInvalidArgumentError);
   });
 });

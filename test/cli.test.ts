@@ -227,7 +227,7 @@ describe.concurrent('the chainlog CLI', () => {
       expect(unchecked.code).toBe(0); // without the heads kept outside, the rewrite goes unseen
     });
 
-    it('keygen, checkpoint --key and verify --checkpoints --public-key: signed heads catch a rewrite; a changed file is refused', async () => {
+    it('keygen, checkpoint --key and verify --checkpoints --public-key: signed heads catch a rewrite, in the database and in an export; a changed file is refused', async () => {
       const url = databaseUrl(await createChainlogDatabase());
       const dir = mkdtempSync(path.join(tmp, 'keys-'));
       const [key, pub, signed] = [path.join(dir, 'audit.key.pem'), path.join(dir, 'audit.pub.pem'), path.join(dir, 'signed.json')];
@@ -253,6 +253,14 @@ describe.concurrent('the chainlog CLI', () => {
         await client.end();
       }
       const results = await Promise.all([[], ['--offline']].map((mode) => run(['verify', '--checkpoints', signed, '--public-key', pub, ...mode, '--database-url', url])));
+      // An auditor with exports made after the rewrite, the signed heads and the public key, no database.
+      const exports = await Promise.all(['sgn-a', 'sgn-b'].map(async (stream) => {
+        const file = path.join(dir, `${stream}.csv`);
+        expect((await run(['export', '-s', stream, '-o', file, '--database-url', url])).code).toBe(0);
+        return run(['verify', '--file', file, '--checkpoints', signed, '--public-key', pub]);
+      }));
+      expect(exports.map((r) => r.code)).toEqual([0, 1]);
+      expect(exports[1]!.stdout).toMatch(/^sgn-b\s+TAMPERED\s+2\s+3\s+modified\s+event 3 does not have the hash the checkpoint recorded/m);
       for (const r of results) {
         expect(r.code).toBe(1);
         expect(r.stderr).toMatch(/^Checkpoint signed by sha256:[0-9a-f]{64}: the heads of 2 stream\(s\), taken \d{4}-/m);
@@ -420,22 +428,26 @@ describe.concurrent('the chainlog CLI', () => {
       expect(workers.stderr).toMatch(/^chainlog: --workers applies only with --offline or --file/m);
     });
 
-    it('verify refuses a --checkpoints file that is not what `streams --json` writes, and checkpoints with --file', async () => {
+    it('verify refuses a --checkpoints file that is not what `streams --json` writes, or one without the --file\'s stream', async () => {
       const notJson = path.join(tmp, 'heads-not-json.json');
       const badHead = path.join(tmp, 'heads-bad.json');
       writeFileSync(notJson, 'acme 12:ab\n');
       writeFileSync(badHead, JSON.stringify({ streams: [{ stream: 'acme', headSeq: '12', headHash: 'ab' }] }));
+      const otherHeads = path.join(tmp, 'heads-other.json');
+      writeFileSync(otherHeads, JSON.stringify({ streams: [{ stream: 'acme', headSeq: '1', headHash: 'ab'.repeat(32) }] }));
+      await seedStream(db.pool, 'cp-file-other', 2);
+      expect((await chainlog('export', '-s', 'cp-file-other', '-o', path.join(tmp, 'other-stream.ndjson'))).code).toBe(0);
       const [missing, garbled, bad, withFile] = await Promise.all([
         chainlog('verify', '--checkpoints', path.join(tmp, 'no-such-heads.json')),
         chainlog('verify', '--checkpoints', notJson),
         chainlog('verify', '--checkpoints', badHead),
-        chainlog('verify', '--file', notJson, '--checkpoints', badHead),
+        run(['verify', '--file', path.join(tmp, 'other-stream.ndjson'), '--checkpoints', otherHeads]),
       ]);
       expect([missing.code, garbled.code, bad.code, withFile.code]).toEqual([2, 2, 2, 2]);
       expect(missing.stderr).toMatch(/--checkpoints .*no-such-heads\.json: cannot read it as JSON: ENOENT/);
       expect(garbled.stderr).toMatch(/--checkpoints .*heads-not-json\.json: cannot read it as JSON/);
       expect(bad.stderr).toMatch(/the head of stream "acme" must be SEQ:HASH/);
-      expect(withFile.stderr).toMatch(/^chainlog: --checkpoints checks the database, which has grown since/m);
+      expect(withFile.stderr).toMatch(/^chainlog: The checkpoints hold no head of stream "cp-file-other", the stream of the file: it cannot be checked against them/m);
     });
 
     it('demo takes no --database-url (it runs on its own server) and does not offer it', async () => {

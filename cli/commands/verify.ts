@@ -46,15 +46,10 @@ export function checkVerifyArgs(
   if (args.publicKey !== undefined && args.checkpoints === undefined) {
     throw invalidArgument('--public-key checks the signature of a --checkpoints file; there is none.', 'Add --checkpoints FILE (written by `chainlog checkpoint`), or leave --public-key out.');
   }
-  if ((args.checkpoint !== undefined || args.checkpoints !== undefined) && args.file) {
-    throw invalidArgument(
-      `--checkpoint${args.checkpoint === undefined ? 's' : ''} checks the database, which has grown since; an exported file is checked against the head it must end at.`,
-      'Use --expected-head SEQ:HASH with --file.',
-    );
-  }
   if (args.checkpoint !== undefined) {
     if (args.checkpoints !== undefined) throw invalidArgument('Give --checkpoint or --checkpoints, not both.');
-    if ((args.stream?.length ?? 0) !== 1) throw invalidArgument('--checkpoint needs exactly one --stream: a checkpoint is one stream\'s head.');
+    // A file holds one stream (or --stream names it); the database needs to be told which.
+    if (!args.file && (args.stream?.length ?? 0) !== 1) throw invalidArgument('--checkpoint needs exactly one --stream: a checkpoint is one stream\'s head.');
   }
   if (!args.file) {
     const given = FILE_ONLY.filter(([key]) => args[key] !== undefined).map(([, flag]) => `--${flag}`);
@@ -115,6 +110,17 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
   if (args.upToSeq !== undefined && !args.file && (args.stream?.length ?? 0) !== 1) {
     throw invalidArgument('--up-to-seq needs exactly one --stream.');
   }
+  // The heads kept outside the database, by stream: one given with --checkpoint, or a file of them.
+  let checkpoints: Map<string, Checkpoint> | undefined;
+  if (args.checkpoints !== undefined) {
+    const read = readCheckpoints(args.checkpoints, args.publicKey);
+    checkpoints = read.checkpoints;
+    if (read.signed && !out.json) {
+      writeLine(out.stderr, `Checkpoint signed by ${read.signed.key}: the heads of ${checkpoints.size} stream(s), taken ${read.signed.takenAt}.`);
+    }
+  }
+  const checkpoint = args.checkpoint === undefined ? undefined : parseCheckpoint(args.checkpoint, '--checkpoint');
+
   if (args.file) {
     const timer = progress(out, `verifying ${args.file}`);
     let rows = 0;
@@ -125,6 +131,8 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
       format: args.format ?? fileFormat(args.file),
       stream: args.stream?.[0],
       expectedHead: args.expectedHead ? parseCheckpoint(args.expectedHead, '--expected-head', 0) : undefined,
+      checkpoint,
+      checkpoints,
       upToSeq: upToSeq === undefined ? undefined : Number(upToSeq),
       fromSeq: fromSeq === undefined ? undefined : Number(fromSeq),
       workers: integerOption('workers', args.workers, 0),
@@ -144,35 +152,27 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
 
   const upToSeq = seqOption('up-to-seq', args.upToSeq);
   const workers = integerOption('workers', args.workers, 0);
-  // The heads kept outside the database, by stream: one given with --checkpoint, or a file of them.
-  let checkpoints = new Map(args.checkpoint === undefined ? [] : [[args.stream![0]!, parseCheckpoint(args.checkpoint, '--checkpoint')]]);
-  if (args.checkpoints !== undefined) {
-    const read = readCheckpoints(args.checkpoints, args.publicKey);
-    checkpoints = read.checkpoints;
-    if (read.signed && !out.json) {
-      writeLine(out.stderr, `Checkpoint signed by ${read.signed.key}: the heads of ${checkpoints.size} stream(s), taken ${read.signed.takenAt}.`);
-    }
-  }
+  const heads = checkpoints ?? new Map(checkpoint === undefined ? [] : [[args.stream![0]!, checkpoint]]);
   const db = await openDatabase(args, out);
   try {
-    if (!args.offline && !args.stream?.length && checkpoints.size === 0) return await db.chainlog.verifyAll();
+    if (!args.offline && !args.stream?.length && heads.size === 0) return await db.chainlog.verifyAll();
     // Every stream the database has, and every stream a checkpoint says it had.
     const streams = args.stream?.length
       ? args.stream
       : [...new Set([
           ...(await db.chainlog.db.query<{ stream: string }>(ALL_STREAMS).catch((e: unknown) => Promise.reject(toChainlogError(e)))).rows.map((r) => r.stream),
-          ...checkpoints.keys(),
+          ...heads.keys(),
         ])].sort();
     const reports: VerifyReport[] = [];
     for (const stream of streams) {
-      const checkpoint = checkpoints.get(stream);
+      const head = heads.get(stream);
       if (!args.offline) {
-        reports.push(await db.chainlog.verify({ stream, upToSeq, checkpoint }));
+        reports.push(await db.chainlog.verify({ stream, upToSeq, checkpoint: head }));
         continue;
       }
       const timer = progress(out, `verifying ${stream} offline`);
       let rows = 0;
-      const report = await db.chainlog.verifyOffline({ stream, upToSeq, checkpoint, workers, onProgress: (p) => timer.update((rows = p.rows)) });
+      const report = await db.chainlog.verifyOffline({ stream, upToSeq, checkpoint: head, workers, onProgress: (p) => timer.update((rows = p.rows)) });
       const summary = timer.done(rows);
       if (out.stderr.isTTY && !out.json) writeLine(out.stderr, `${stream}: read ${summary}`);
       reports.push(report);
@@ -223,11 +223,11 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .option('expected-head', { type: 'string', describe: 'With --file: SEQ:HASH the chain must end at (printed by export); detects a file cut short' })
       .option('checkpoint', {
         type: 'string',
-        describe: 'SEQ:HASH of the one --stream recorded earlier (printed by export): the stream must still hold that event with that hash; catches a chain rewritten with its recorded head',
+        describe: 'SEQ:HASH of the one --stream (or of the --file\'s stream) recorded earlier: the stream must still hold that event with that hash; catches a chain rewritten with its recorded head',
       })
       .option('checkpoints', {
         type: 'string',
-        describe: 'A file of heads written earlier by `chainlog streams --json`, or signed by `chainlog checkpoint`: each stream in it is checked against its head as with --checkpoint, and every other stream as usual',
+        describe: 'A file of heads written earlier by `chainlog streams --json`, or signed by `chainlog checkpoint`: each stream in it is checked against its head as with --checkpoint, and every other stream as usual; with --file, the file\'s stream must be in it',
       })
       .option('public-key', { type: 'string', describe: 'With a signed --checkpoints file: the signer\'s public key (PEM); the signature is checked before any head is used' })
       .option('workers', { type: 'string', describe: 'With --offline or --file: how many threads recompute hashes (default: cores - 1, at most 4, for large inputs; 0: none)' })
@@ -240,6 +240,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .example('$0 verify -f acme.ndjson --expected-head 1042:9f2c…', 'Check an export')
       .example('$0 verify -s acme --offline --checkpoint 1042:9f2c…', 'Check that acme still holds a head recorded earlier')
       .example('$0 verify --offline --checkpoints heads.json', 'Every stream, those in heads.json against their heads')
-      .example('$0 verify --checkpoints signed.json --public-key audit.pub.pem', 'The same, against heads signed by `chainlog checkpoint`') as unknown as Argv<VerifyArgs>,
+      .example('$0 verify --checkpoints signed.json --public-key audit.pub.pem', 'The same, against heads signed by `chainlog checkpoint`')
+      .example('$0 verify -f acme.ndjson --checkpoints signed.json --public-key audit.pub.pem', 'Check an export against heads signed before it was made') as unknown as Argv<VerifyArgs>,
   handler: handler(runVerify),
 };

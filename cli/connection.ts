@@ -149,3 +149,13 @@ export async function openDatabase(args: ConnectionArgs, out: Output, options: {
     },
   };
 }
+
+/** Runs fn on the database for one command, and closes it (stopping an embedded server) however fn ends. */
+export async function withDatabase<T>(args: ConnectionArgs, out: Output, fn: (db: Database) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
+  const db = await openDatabase(args, out, options);
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}

@@ -7,7 +7,7 @@ import type { ActorType, EventResult, NewEvent } from '../../src/client.js';
 import { isLosslessNumber, parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
 import { invalidArgument } from '../../src/errors.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
-import { openDatabase } from '../connection.js';
+import { withDatabase } from '../connection.js';
 import { formatRecord, progress, writeJson, writeLine, writeTable, type Output } from '../output.js';
 
 export interface AppendArgs extends GlobalArgs {
@@ -129,8 +129,7 @@ export async function runAppend(args: AppendArgs, out: Output): Promise<number> 
     return EXIT.OK;
   }
 
-  const db = await openDatabase(args, out);
-  try {
+  return withDatabase(args, out, async (db) => {
     if (single) {
       const appended = await db.chainlog.append(single);
       if (out.json) writeJson(out, appended);
@@ -151,9 +150,7 @@ export async function runAppend(args: AppendArgs, out: Output): Promise<number> 
       ]);
     }
     return EXIT.OK;
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 export const appendCommand: CommandModule<GlobalArgs, AppendArgs> = {

@@ -6,7 +6,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { invalidArgument } from '../../src/errors.js';
 import { signCheckpoint } from '../../src/signed-checkpoint.js';
 import { EXIT, handler, shellWord, type GlobalArgs } from '../command.js';
-import { openDatabase } from '../connection.js';
+import { withDatabase } from '../connection.js';
 import { writeLine, type Output } from '../output.js';
 
 export interface CheckpointArgs extends GlobalArgs {
@@ -21,13 +21,7 @@ export async function runCheckpoint(args: CheckpointArgs, out: Output): Promise<
   } catch (e) {
     throw invalidArgument(`--key ${args.key}: cannot read it: ${(e as Error).message}.`, '`chainlog keygen NAME` makes a key pair.');
   }
-  const db = await openDatabase(args, out);
-  let signed;
-  try {
-    signed = signCheckpoint(await db.chainlog.streams(), privateKey);
-  } finally {
-    await db.close();
-  }
+  const signed = await withDatabase(args, out, async (db) => signCheckpoint(await db.chainlog.streams(), privateKey));
   const text = `${JSON.stringify(signed, null, 2)}\n`;
   if (args.out === undefined) {
     out.stdout.write(text);

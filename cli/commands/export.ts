@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import type { ExportSummary } from '../../src/client.js';
 import { invalidArgument } from '../../src/errors.js';
 import { EXIT, handler, seqOption, shellWord, TIME_HELP, timeOption, type GlobalArgs } from '../command.js';
-import { openDatabase } from '../connection.js';
+import { withDatabase } from '../connection.js';
 import { formatBytes, progress, writeJson, writeLine, type Output } from '../output.js';
 import { fileFormat } from './verify.js';
 
@@ -90,8 +90,7 @@ export async function runExport(args: ExportArgs, out: Output): Promise<number> 
   const toSeq = seqOption('to-seq', args.toSeq);
   const from = timeOption('from', args.from);
   const to = timeOption('to', args.to);
-  const db = await openDatabase(args, out);
-  try {
+  return withDatabase(args, out, async (db) => {
     const timer = progress(out, `exporting ${args.stream}`);
     const result = await db.chainlog.export({
       stream: args.stream,
@@ -124,9 +123,7 @@ export async function runExport(args: ExportArgs, out: Output): Promise<number> 
       }
     }
     return EXIT.OK;
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {

@@ -2,7 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { invalidArgument } from '../../src/errors.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
-import { openDatabase } from '../connection.js';
+import { withDatabase } from '../connection.js';
 import { eventForJson, formatEvent, writeJson, writeLine, type Output } from '../output.js';
 
 export interface GetArgs extends GlobalArgs {
@@ -11,8 +11,7 @@ export interface GetArgs extends GlobalArgs {
 
 export async function runGet(args: GetArgs, out: Output): Promise<number> {
   if (!/^\d+$/.test(String(args.id))) throw invalidArgument(`The event id must be a number, not "${args.id}".`);
-  const db = await openDatabase(args, out);
-  try {
+  return withDatabase(args, out, async (db) => {
     const event = await db.chainlog.get(String(args.id));
     if (!event) {
       throw invalidArgument(`There is no event with id ${args.id}.`, '`chainlog search` lists events with their ids.');
@@ -20,9 +19,7 @@ export async function runGet(args: GetArgs, out: Output): Promise<number> {
     if (out.json) writeJson(out, eventForJson(event));
     else writeLine(out.stdout, formatEvent(event));
     return EXIT.OK;
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 export const getCommand: CommandModule<GlobalArgs, GetArgs> = {

@@ -2,22 +2,19 @@
 import type { Argv, CommandModule } from 'yargs';
 import { migrate } from '../../src/migrate.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
-import { openDatabase } from '../connection.js';
+import { withDatabase } from '../connection.js';
 import { writeJson, writeLine, type Output } from '../output.js';
 
 export type MigrateArgs = GlobalArgs;
 
 export async function runMigrate(args: MigrateArgs, out: Output): Promise<number> {
-  const db = await openDatabase(args, out, { migrate: false });
-  try {
+  return withDatabase(args, out, async (db) => {
     const { applied } = await migrate({ connectionString: db.url });
     if (out.json) writeJson(out, { applied });
     else if (applied.length === 0) writeLine(out.stdout, 'chainlog is up to date: no migration to apply.');
     else writeLine(out.stdout, `Applied ${applied.length} migration(s):\n${applied.map((m) => `  ${m}`).join('\n')}`);
     return EXIT.OK;
-  } finally {
-    await db.close();
-  }
+  }, { migrate: false });
 }
 
 export const migrateCommand: CommandModule<GlobalArgs, MigrateArgs> = {

@@ -2,7 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { SearchQuery } from '../../src/client.js';
 import { EXIT, handler, integerOption, TIME_HELP, timeOption, type GlobalArgs } from '../command.js';
-import { openDatabase } from '../connection.js';
+import { withDatabase } from '../connection.js';
 import { dim, eventForJson, writeJson, writeLine, writeTable, type Output } from '../output.js';
 
 /** The search options as yargs parses them: SearchQuery's filters; times and the limit as typed. */
@@ -28,8 +28,7 @@ export async function runSearch(args: SearchArgs, out: Output): Promise<number> 
     limit: integerOption('limit', args.limit, 1, 1000) ?? DEFAULT_LIMIT,
     cursor: args.cursor,
   };
-  const db = await openDatabase(args, out);
-  try {
+  return withDatabase(args, out, async (db) => {
     const page = await db.chainlog.search(query);
     if (out.json) {
       writeJson(out, { events: page.events.map(eventForJson), nextCursor: page.nextCursor });
@@ -52,9 +51,7 @@ export async function runSearch(args: SearchArgs, out: Output): Promise<number> 
     ]);
     if (page.nextCursor) writeLine(out.stdout, dim(out.stdout, `\nMore events: add --cursor ${page.nextCursor}`));
     return EXIT.OK;
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 export const searchCommand: CommandModule<GlobalArgs, SearchArgs> = {

@@ -2,12 +2,11 @@
 // the database and check later with `chainlog verify -s STREAM --checkpoint SEQ:HASH`.
 import type { Argv, CommandModule } from 'yargs';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
-import { openDatabase } from '../connection.js';
+import { withDatabase } from '../connection.js';
 import { writeJson, writeLine, writeTable, type Output } from '../output.js';
 
 export async function runStreams(args: GlobalArgs, out: Output): Promise<number> {
-  const db = await openDatabase(args, out);
-  try {
+  return withDatabase(args, out, async (db) => {
     const streams = await db.chainlog.streams();
     if (out.json) {
       writeJson(out, { streams });
@@ -24,9 +23,7 @@ export async function runStreams(args: GlobalArgs, out: Output): Promise<number>
       { header: 'HEAD (SEQ:HASH)', value: (s) => `${s.headSeq}:${s.headHash}` },
     ]);
     return EXIT.OK;
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 export const streamsCommand: CommandModule<GlobalArgs, GlobalArgs> = {

@@ -10,7 +10,7 @@ import { checkpointsFromHeads, isSignedCheckpoint, openSignedCheckpoint, type Op
 import { invalidArgument, toChainlogError } from '../../src/errors.js';
 import { verifyOfflineFile } from '../../src/offline-verify.js';
 import { EXIT, handler, integerOption, seqOption, type GlobalArgs } from '../command.js';
-import { openDatabase } from '../connection.js';
+import { withDatabase } from '../connection.js';
 import { bold, formatTable, green, progress, red, writeJson, writeLine, type Output } from '../output.js';
 
 export interface VerifyArgs extends GlobalArgs {
@@ -153,8 +153,7 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
   const upToSeq = seqOption('up-to-seq', args.upToSeq);
   const workers = integerOption('workers', args.workers, 0);
   const heads = checkpoints ?? new Map(checkpoint === undefined ? [] : [[args.stream![0]!, checkpoint]]);
-  const db = await openDatabase(args, out);
-  try {
+  return withDatabase(args, out, async (db) => {
     if (!args.offline && !args.stream?.length && heads.size === 0) return await db.chainlog.verifyAll();
     // Every stream the database has, and every stream a checkpoint says it had.
     const streams = args.stream?.length
@@ -178,9 +177,7 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
       reports.push(report);
     }
     return reports;
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 /** The verify report as people read it: one row per stream, then a summary line. */

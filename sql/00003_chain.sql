@@ -147,10 +147,13 @@ begin
   end if;
 
   -- A head recorded here is not carried: the stream's next event must come back here to defer it.
-  ignored := case when record_head then pg_catalog.set_config('chainlog.head_stream', '', true)
-                  else pg_catalog.set_config('chainlog.head_stream', e.stream, true)
-                       operator(pg_catalog.||) pg_catalog.set_config('chainlog.head', pg_catalog.encode(e.hash, 'hex') operator(pg_catalog.||) e.seq::text, true)
-             end;
+  -- The carried head is left as it is then: the trigger calls this function only for a stream other
+  -- than the carried one, and that stream's carried head is still its last event. Clearing it cost a
+  -- setting to set and to undo at commit, in every one-event transaction.
+  if not record_head then
+    ignored := pg_catalog.set_config('chainlog.head_stream', e.stream, true)
+               operator(pg_catalog.||) pg_catalog.set_config('chainlog.head', pg_catalog.encode(e.hash, 'hex') operator(pg_catalog.||) e.seq::text, true);
+  end if;
   return e;
 end;
 $$;
@@ -192,8 +195,10 @@ begin
 end;
 $$;
 
+-- UPDATE OF pending: the statements that mark a row pending name the column; the one that records a
+-- one-event transaction's head does not, so that update skips this trigger without parsing its WHEN.
 create constraint trigger stream_heads_settle
-  after insert or update on chainlog.stream_heads
+  after insert or update of pending on chainlog.stream_heads
   deferrable initially deferred
   for each row when (new.pending)
   execute function chainlog._settle_head();
@@ -204,7 +209,12 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  -- The trigger's WHEN clause calls this only for an update that moves a head back or renames it.
+  -- The triggers' WHEN clauses call this only for an update that moves a head back or renames it.
+  if new.stream <> old.stream then
+    raise exception 'chainlog: the recorded head of stream "%" cannot be given to stream "%"', old.stream, new.stream
+      using errcode = 'LC003',
+            hint = 'A recorded head belongs to its stream for good. This is tampering or a bug; run chainlog.verify().';
+  end if;
   raise exception 'chainlog: the recorded head of stream "%" cannot move back from seq % to %',
       old.stream, old.head_seq, new.head_seq
       using errcode = 'LC003',
@@ -212,10 +222,19 @@ begin
 end;
 $$;
 
+-- Two triggers, each on the column it guards: a WHEN clause is parsed again at every statement that
+-- fires its trigger, and an UPDATE that does not name the column skips the trigger before that. Recording
+-- a head names head_seq, never stream.
 create trigger stream_heads_forward_only
-  before update on chainlog.stream_heads
+  before update of head_seq on chainlog.stream_heads
   for each row
-  when (new.head_seq < old.head_seq or new.stream <> old.stream)
+  when (new.head_seq < old.head_seq)
+  execute function chainlog._guard_stream_head();
+
+create trigger stream_heads_no_rename
+  before update of stream on chainlog.stream_heads
+  for each row
+  when (new.stream <> old.stream)
   execute function chainlog._guard_stream_head();
 
 -- The chain trigger. Runs once per inserted row, so it is written for speed: one IF for all the

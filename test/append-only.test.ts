@@ -36,10 +36,15 @@ describe('append-only', () => {
     await expect(db.query('truncate chainlog.stream_heads')).rejects.toMatchObject({ code: 'LC003' });
   });
 
-  it('refuses to move a recorded head backwards', async () => {
+  it('refuses to move a recorded head backwards, or to give it to another stream', async () => {
     await db.query(`select chainlog.append('E', 'CREATE', 'forward')`);
     await expect(db.query(`update chainlog.stream_heads set head_seq = 0 where stream = 'forward'`)).rejects.toMatchObject({
       code: 'LC003',
+      message: 'chainlog: the recorded head of stream "forward" cannot move back from seq 1 to 0',
+    });
+    await expect(db.query(`update chainlog.stream_heads set stream = 'forward-2' where stream = 'forward'`)).rejects.toMatchObject({
+      code: 'LC003',
+      message: 'chainlog: the recorded head of stream "forward" cannot be given to stream "forward-2"',
     });
   });
 

@@ -144,6 +144,24 @@ describe('the chain trigger', () => {
     expect(await verify('alt-b')).toMatchObject({ ok: true, checked: 1011 });
   });
 
+  it('a stream\'s carried head survives the first event of another stream in between', async () => {
+    const client = await db.connect();
+    await client.query(`select chainlog.append('FIRST', 'CREATE', s) from (values ('carry-a'), ('carry-b')) v(s)`);
+    await client.query('begin');
+    // carry-b's second event in the transaction: its head is carried from here on.
+    for (const s of ['carry-b', 'carry-b', 'carry-a', 'carry-b', 'carry-a', 'carry-b']) {
+      await client.query(`select chainlog.append('E', 'CREATE', $1)`, [s]);
+    }
+    await client.query('commit');
+    expect(await verify('carry-a')).toMatchObject({ ok: true, checked: 3 });
+    expect(await verify('carry-b')).toMatchObject({ ok: true, checked: 5 });
+    const { rows } = await db.query(
+      `select s.stream, s.head_seq::int as seq, s.head_hash = e.hash as matches from chainlog.stream_heads s
+         join chainlog.events e on e.stream = s.stream and e.seq = s.head_seq where s.stream like 'carry-%' order by 1`,
+    );
+    expect(rows).toEqual([{ stream: 'carry-a', seq: 3, matches: true }, { stream: 'carry-b', seq: 5, matches: true }]);
+  });
+
   it('a one-event transaction writes the head row once and leaves nothing to do at commit', async () => {
     const client = await db.connect();
     await client.query(`select chainlog.append('FIRST', 'CREATE', 'one-event')`);

@@ -247,6 +247,8 @@ describe.concurrent('the chainlog CLI', () => {
         const checkpoint = await run(['checkpoint', '--key', key, '-o', signed, '--database-url', url]);
         expect(checkpoint.code).toBe(0);
         expect(checkpoint.stderr).toMatch(/^Signed the heads of 2 stream\(s\) with key sha256:[0-9a-f]{64}, in .*signed\.json\.$/m);
+        const again = await run(['checkpoint', '--key', key, '-o', path.join(dir, 'again.json'), '--json', '--database-url', url]);
+        expect(json(again)).toEqual({ file: path.join(dir, 'again.json'), key: JSON.parse(readFileSync(signed, 'utf8')).key, takenAt: expect.any(String), streams: 2 });
         await seedStream(client, 'sgn-a', 2);
         await asAttacker(client, `update chainlog.events set actor = 'mallory' where stream = 'sgn-b' and seq = 2; ${chainRecomputedFrom('sgn-b', 2)}`);
       } finally {

@@ -4,10 +4,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { invalidArgument } from '../../src/errors.js';
-import { signCheckpoint } from '../../src/signed-checkpoint.js';
+import { signCheckpoint, type CheckpointHeads } from '../../src/signed-checkpoint.js';
 import { EXIT, handler, shellWord, type GlobalArgs } from '../command.js';
 import { withDatabase } from '../connection.js';
-import { writeLine, type Output } from '../output.js';
+import { writeJson, writeLine, type Output } from '../output.js';
 
 export interface CheckpointArgs extends GlobalArgs {
   key: string;
@@ -23,14 +23,14 @@ export async function runCheckpoint(args: CheckpointArgs, out: Output): Promise<
   }
   const signed = await withDatabase(args, out, async (db) => signCheckpoint(await db.chainlog.streams(), privateKey));
   const text = `${JSON.stringify(signed, null, 2)}\n`;
-  if (args.out === undefined) {
-    out.stdout.write(text);
+  const heads = JSON.parse(signed.heads) as CheckpointHeads;
+  // Without --out the document itself is the output, --json or not.
+  if (args.out === undefined) out.stdout.write(text);
+  else writeFileSync(args.out, text);
+  if (out.json) {
+    if (args.out !== undefined) writeJson(out, { file: args.out, key: signed.key, takenAt: heads.takenAt, streams: heads.streams.length });
   } else {
-    writeFileSync(args.out, text);
-  }
-  if (!out.json) {
-    const streams = (JSON.parse(signed.heads) as { streams: unknown[] }).streams.length;
-    writeLine(out.stderr, `Signed the heads of ${streams} stream(s) with key ${signed.key}${args.out ? `, in ${args.out}` : ''}.`);
+    writeLine(out.stderr, `Signed the heads of ${heads.streams.length} stream(s) with key ${signed.key}${args.out ? `, in ${args.out}` : ''}.`);
     writeLine(out.stderr, `Check later: chainlog verify --checkpoints ${shellWord(args.out ?? 'FILE')} --public-key PUBLIC-KEY.pem`);
   }
   return EXIT.OK;

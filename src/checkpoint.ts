@@ -47,7 +47,7 @@ export function applyCheckpoint<V extends CheckedChain>(
       problem: 'truncated',
       detail: of.file
         // An export made before the checkpoint was taken ends before it too, innocently.
-        ? `the checkpoint records event ${checkpoint.seq}, but the file ends at seq ${lastSeq}: it was cut short, or exported before the checkpoint was taken`
+        ? `the checkpoint records event ${checkpoint.seq}, but the file ${lastSeq === 0 ? 'holds no events' : `ends at seq ${lastSeq}`}: it was cut short, or exported before the checkpoint was taken`
         : lastSeq === 0
           ? `the checkpoint records event ${checkpoint.seq}, but the stream holds no events: events 1..${checkpoint.seq} were removed`
           : `the checkpoint records event ${checkpoint.seq}, but the stream ends at seq ${lastSeq}: events ${lastSeq + 1}..${checkpoint.seq} were removed and the recorded head moved back to hide it`,

@@ -1620,7 +1620,8 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
   const makeScanner = (columns: readonly string[], pool?: ContentCheckPool) =>
     new Scanner({
       columns, sha256, limitSeq, fromSeq, collectNeighbours: true, contentPool: pool, line: () => parser!.line(),
-      watchSeq: given === undefined ? undefined : checkpointOf(given)?.seq,
+      // The stream is known here when it was given, or on a second pass (the first one read it).
+      watchSeq: wantedName === undefined ? undefined : checkpointOf(wantedName)?.seq,
     });
   // Rows of other streams are skipped before the scanner sees them, when a stream was asked for.
   const streamFilter = (columns: readonly string[], s: Scanner): RowSink => {

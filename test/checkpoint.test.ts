@@ -2,7 +2,7 @@
 // export of it). The
 // attack they exist for: a superuser rewrites a chain to its end with recomputed hashes and moves the
 // recorded head to match, which verify() alone cannot see.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -168,6 +168,20 @@ describe('verifyOfflineFile() with a checkpoint: an export checked against a hea
     });
     const partial = await exported('cpf-rewritten', 'rewritten-partial', 'csv', 4);
     expect(await verifyOfflineFile({ path: partial, fromSeq: 4, checkpoint })).toMatchObject({ ok: false, checked: 2, firstBadSeq: 6, problem: 'modified' });
+  });
+
+  it('report a problem after the checkpoint as without it, also when worker threads found it and the file is read again', async () => {
+    const checkpoint = await streamWithCheckpoint('cpf-after');
+    const file = await exported('cpf-after', 'after');
+    const lines = readFileSync(file, 'utf8').split('\n');
+    lines[11] = lines[11]!.replace('"actor":"seed@example.com"', '"actor":"mallory@example.com"');
+    writeFileSync(file, lines.join('\n'));
+    for (const workers of [0, 1]) {
+      // The stream is read from the file's first row, on each pass.
+      expect(await verifyOfflineFile({ path: file, workers, checkpoint })).toMatchObject({ ok: false, checked: 11, firstBadSeq: 12, problem: 'modified' });
+      expect(await verifyOfflineFile({ path: file, workers, checkpoints: new Map([['cpf-after', parseCheckpoint(checkpoint)]]) }))
+        .toMatchObject({ ok: false, checked: 11, firstBadSeq: 12, problem: 'modified' });
+    }
   });
 
   it('report a file that ends before the checkpoint as truncated, saying it may predate the checkpoint', async () => {

@@ -16,6 +16,9 @@ export interface Checkpoint {
   hash: string;
 }
 
+/** A checkpoint as callers give it: SEQ:HASH as `chainlog export` prints a head, or { seq, hash }. */
+export type CheckpointArg = string | { seq: string | number | bigint; hash: string };
+
 /** What a verifier found, in the shape both verifiers share. */
 export interface CheckedChain {
   ok: boolean;
@@ -70,7 +73,7 @@ export function applyCheckpoint<V extends CheckedChain>(
  * A checkpoint given as SEQ:HASH (as `chainlog export` prints a head), or as an object. Also reads a
  * file's expected head (`minSeq` 0: an empty stream's head), which is written the same way.
  */
-export function parseCheckpoint(value: string | { seq: number | string | bigint; hash: string }, name = 'checkpoint', minSeq = 1): Checkpoint {
+export function parseCheckpoint(value: CheckpointArg, name = 'checkpoint', minSeq = 1): Checkpoint {
   const [seqText, hash] = typeof value === 'string' ? splitHead(value) : [String(value?.seq), value?.hash];
   const seq = Number(seqText);
   if (!/^\d+$/.test(seqText ?? '') || !Number.isSafeInteger(seq) || seq < minSeq || typeof hash !== 'string' || !/^[0-9a-fA-F]{64}$/.test(hash)) {
@@ -92,7 +95,7 @@ export function removedStream(checkpoint: Checkpoint): CheckedChain & { problem:
 }
 
 /** The checkpoint, checked and normalized. One beyond upToSeq could not be checked, so it is refused. */
-export function checkpointWithin(given: string | { seq: number | string | bigint; hash: string }, upToSeq: number | undefined): Checkpoint {
+export function checkpointWithin(given: CheckpointArg, upToSeq: number | undefined): Checkpoint {
   const checkpoint = parseCheckpoint(given);
   if (upToSeq !== undefined && upToSeq < checkpoint.seq) {
     throw invalidArgument(`The checkpoint (seq ${checkpoint.seq}) lies beyond upToSeq (${upToSeq}): it cannot be checked.`, 'Leave upToSeq out, or verify up to the checkpoint at least.');

@@ -13,7 +13,7 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { applyCheckpoint, checkpointWithin, parseCheckpoint, removedStream } from './checkpoint.js';
+import { applyCheckpoint, checkpointWithin, removedStream, type CheckpointArg } from './checkpoint.js';
 import { ChainlogError, ChainlogUnknownStreamError, invalidArgument, toChainlogError } from './errors.js';
 import { exportEvents, onWatchedSession, type ExportProgress } from './export.js';
 import { verifyOffline as verifyOfflineImpl, type VerifyProgress } from './offline-verify.js';
@@ -172,26 +172,22 @@ export interface VerifyReport {
   detail: string | null;
 }
 
-/**
- * A stream's head recorded earlier, outside the database: SEQ:HASH as `chainlog export` prints it, or
- * { seq, hash }. verify() then also requires the stream to still hold that event with that hash, which
- * catches a chain rewritten to its end together with its recorded head (docs/THREAT-MODEL.md).
- */
-export type CheckpointArg = string | { seq: string | number | bigint; hash: string };
+export type { CheckpointArg };
 
 export interface VerifyArgs {
   stream: string;
   /** Verify only events 1..upToSeq. */
   upToSeq?: string | number | bigint;
+  /**
+   * A stream's head recorded earlier, outside the database: SEQ:HASH as `chainlog export` prints it, or
+   * { seq, hash }. The stream must then also still hold that event with that hash, which catches a
+   * chain rewritten to its end together with its recorded head (docs/THREAT-MODEL.md). verifyOffline()
+   * compares it with the hash it recomputed.
+   */
   checkpoint?: CheckpointArg;
 }
 
-export interface VerifyOfflineArgs {
-  stream: string;
-  /** Verify only events 1..upToSeq. */
-  upToSeq?: string | number | bigint;
-  /** As for verify(); the event's hash is the one recomputed here. */
-  checkpoint?: CheckpointArg;
+export interface VerifyOfflineArgs extends VerifyArgs {
   /** Called as rows arrive. */
   onProgress?: (progress: VerifyProgress) => void;
   /** Worker threads that recompute the hashes (0: none). Default: cores - 1, at most 4, from 10,000 events. */
@@ -810,7 +806,7 @@ class ChainlogHandle implements Chainlog {
         db: options.db ?? this.db,
         stream: args.stream,
         upToSeq: seqNumber(args.upToSeq, 'upToSeq'),
-        checkpoint: args.checkpoint === undefined ? undefined : parseCheckpoint(args.checkpoint),
+        checkpoint: args.checkpoint,
         onProgress: args.onProgress,
         workers: args.workers,
       });

@@ -19,7 +19,7 @@ import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { applyCheckpoint, checkpointWithin, removedStream, type Checkpoint } from './checkpoint.js';
+import { applyCheckpoint, checkpointWithin, removedStream, type Checkpoint, type CheckpointArg } from './checkpoint.js';
 import { ChainlogError, ChainlogFileFormatError, ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from './errors.js';
 import { EXPORT_COLUMNS, readStreamHead, withPinnedSnapshot, type Db } from './export.js';
 import { ContentCheckPool } from './hash-workers.js';
@@ -1355,7 +1355,7 @@ export interface VerifyOfflineOptions {
    * A head recorded earlier, outside the database (src/checkpoint.ts): the stream must still hold
    * that event with that hash. Catches a chain rewritten to its end together with its recorded head.
    */
-  checkpoint?: Checkpoint;
+  checkpoint?: CheckpointArg;
   /** Called as rows arrive (every 64 KiB or so). */
   onProgress?: (progress: VerifyProgress) => void;
   /** SHA-256 to use. Default: node:crypto. */
@@ -1553,7 +1553,7 @@ export interface VerifyFileOptions {
    * A head recorded outside the database, at or before the time of the export (src/checkpoint.ts):
    * the file must hold that event with that hash. Unlike expectedHead, the file may go on past it.
    */
-  checkpoint?: Checkpoint | string;
+  checkpoint?: CheckpointArg;
   /**
    * Heads by stream, as openSignedCheckpoint() returns them: the file's stream is checked against its
    * own, as with `checkpoint`. A file whose stream has none there is refused.
@@ -1722,7 +1722,7 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
 }
 
 /** A checkpoint a file can be checked against: within upToSeq, and not before the seq the file starts at. */
-function fileCheckpoint(given: Checkpoint | string, upToSeq: number | undefined, fromSeq: number): Checkpoint {
+function fileCheckpoint(given: CheckpointArg, upToSeq: number | undefined, fromSeq: number): Checkpoint {
   const checkpoint = checkpointWithin(given, upToSeq);
   if (checkpoint.seq < fromSeq) {
     throw new ChainlogInvalidArgumentError(

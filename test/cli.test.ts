@@ -581,6 +581,7 @@ process.on('SIGUSR2', () => setImmediate(() => new EventEmitter().emit('error', 
       const live = await chainlog(...shellWords(checkpoint![1]!).slice(1));
       expect(live.code).toBe(0);
       expect(live.stdout).toMatch(/^x-exp\s+intact\s+12$/m);
+      expect(exported.stderr).toMatch(/^Or sign every stream's head .*`chainlog checkpoint --key KEY -o heads\.json`/m);
 
       const intact = await run(['verify', '--file', file, '--expected-head', head, '--json']);
       expect(intact.code).toBe(0);

@@ -114,6 +114,9 @@ export async function runExport(args: ExportArgs, out: Output): Promise<number> 
       if (Number(result.headSeq) > 0) {
         writeLine(out.stderr, `Keep that head outside the database: \`chainlog verify -s ${shellWord(args.stream)} --offline --checkpoint ${result.headSeq}:${result.headHash}\` ` +
           'checks later that the stream still holds it, even if its chain and recorded head were rewritten.');
+        // A head kept as plain text is only as safe as the place it is kept; a signed one is not.
+        writeLine(out.stderr, 'Or sign every stream\'s head with a key the database\'s administrators do not hold: ' +
+          '`chainlog checkpoint --key KEY -o heads.json`, checked later with `chainlog verify --checkpoints heads.json --public-key PUB`.');
       }
       if (advice.command) {
         writeLine(out.stderr, `Check it later with: ${advice.command}`);

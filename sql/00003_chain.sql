@@ -66,20 +66,25 @@ declare
   -- Where the locked head row is: while we hold its lock nobody else can move it.
   head_row tid;
   recorded_here boolean;
+  -- The last stored event beyond the recorded head, if any (see below).
+  beyond_seq bigint;
   -- false when the settle records this stream's head at commit (see below).
   record_head boolean := true;
   ignored text;
 begin
   -- Only the chain trigger may call this: called directly, it would record a head no stored event has.
-  if pg_catalog.pg_trigger_depth() < 1 then
+  -- A role's own trigger can still call it (docs/THREAT-MODEL.md), so it also refuses what the chain
+  -- trigger would: a head row for an empty stream name would make verify_all() fail for every stream.
+  if pg_catalog.pg_trigger_depth() < 1 or e.stream is null or e.stream = '' then
     raise exception 'chainlog: _chain_first() is internal to the chain trigger'
       using errcode = '42501', hint = 'Insert into chainlog.events or call chainlog.append().';
   end if;
   loop
     -- Not pending: the committed head, now locked by us (waits while another writer holds it); or the
     -- exact head this transaction recorded at its first event of the stream.
-    select h.head_seq, h.head_hash, h.ctid, h.recorded_by = pg_catalog.pg_current_xact_id()
-      into head_seq, head_hash, head_row, recorded_here
+    select h.head_seq, h.head_hash, h.ctid, h.recorded_by = pg_catalog.pg_current_xact_id(),
+           (select pg_catalog.max(s.seq) from chainlog.events s where s.stream = h.stream and s.seq > h.head_seq)
+      into head_seq, head_hash, head_row, recorded_here, beyond_seq
       from chainlog.stream_heads h
      where h.stream = e.stream and not (h.pending and h.recorded_by = pg_catalog.pg_current_xact_id())
        for no key update;
@@ -94,6 +99,14 @@ begin
         update chainlog.stream_heads h set pending = true where h.ctid = head_row;
         ignored := pg_catalog.set_config('chainlog.claiming', 'off', true);
         record_head := false;
+      elsif beyond_seq is not null then
+        -- Stored events beyond the recorded head, which no transaction recorded: written on a carried
+        -- head set by hand (docs/THREAT-MODEL.md), or around chainlog. Given the next seq, this event
+        -- would collide with them, and so would every later writer's: the stream would take no more
+        -- events. It takes the seq after them instead, still chained on the recorded head, so that
+        -- verify() keeps reporting them (a fork at this event) rather than the chain absorbing them.
+        -- Only forward: a stored tail behind the recorded head (events cut off) stays a visible gap.
+        head_seq := beyond_seq;
       end if;
       exit;
     end if;
@@ -116,7 +129,9 @@ begin
     on conflict (stream) do nothing
     returning ctid into head_row;
     if found then
-      head_seq := 0;
+      -- Events stored without a head row (written around chainlog, or on a carried head set by hand)
+      -- hold the seqs from 1 on: take the seq after them, as above.
+      head_seq := coalesce((select pg_catalog.max(s.seq) from chainlog.events s where s.stream = e.stream), 0);
       head_hash := chainlog.genesis_hash();
       exit;
     end if;
@@ -297,6 +312,13 @@ begin
                                            new.actor_type, new.result, new.occurred_at);
   end if;
 
+  -- Streams named chainlog.* are chainlog's own (begin_maintenance() records in chainlog.maintenance):
+  -- checked with the caller's rights, for every event. Not only for the first: the carried head below
+  -- is in settings any role can set, so a writer could otherwise reach such a stream through it.
+  if pg_catalog.left(new.stream, 9) operator(pg_catalog.=) 'chainlog.' then
+    perform chainlog._refuse_reserved_stream(new.stream);
+  end if;
+
   -- Not the first event of this stream in this transaction: chain it on the carried head.
   if pg_catalog.current_setting('chainlog.head_stream', true) operator(pg_catalog.=) new.stream then
     carried := pg_catalog.current_setting('chainlog.head');   -- the hash in hex, then the seq
@@ -315,11 +337,7 @@ begin
   end if;
 
   -- The first (or second): claim the stream, chain the event and record it as the head, or hand the
-  -- head to the settle at commit, with chainlog's rights. Streams named chainlog.* are chainlog's own
-  -- (begin_maintenance() records in chainlog.maintenance): checked here, with the caller's rights.
-  if pg_catalog.left(new.stream, 9) operator(pg_catalog.=) 'chainlog.' then
-    perform chainlog._refuse_reserved_stream(new.stream);
-  end if;
+  -- head to the settle at commit, with chainlog's rights.
   new := chainlog._chain_first(new);
   return new;
 end;

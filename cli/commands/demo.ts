@@ -10,7 +10,7 @@ import { invalidArgument, toChainlogError } from '../../src/errors.js';
 import { migrate } from '../../src/migrate.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
 import { formatReports } from './verify.js';
-import { bold, dim, formatTable, red, writeJson, writeLine, type Output } from '../output.js';
+import { bold, dim, formatTable, printable, red, writeJson, writeLine, type Output } from '../output.js';
 
 export type DemoArgs = GlobalArgs;
 
@@ -90,7 +90,7 @@ export async function runDemo(args: DemoArgs, out: Output): Promise<number> {
     const refused = await admin
       .query(`update chainlog.events set after = '{"role": "viewer"}' where stream = '${STREAM}' and seq = 5`)
       .then(() => undefined, (e) => toChainlogError(e));
-    say(refused ? `   refused: ${refused.code} ${refused.message}` : red(out.stdout, '   the UPDATE was not refused!'));
+    say(refused ? `   refused: ${refused.code} ${printable(refused.message)}` : red(out.stdout, '   the UPDATE was not refused!'));
 
     step(6, 'Tamper as a superuser would: switch the triggers off and hide the role change');
     code(TAMPER_SQL);

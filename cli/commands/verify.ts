@@ -11,7 +11,7 @@ import { invalidArgument, toChainlogError } from '../../src/errors.js';
 import { verifyOfflineFile } from '../../src/offline-verify.js';
 import { EXIT, handler, integerOption, seqOption, type GlobalArgs } from '../command.js';
 import { withDatabase } from '../connection.js';
-import { bold, formatTable, green, progress, red, writeJson, writeLine, type Output } from '../output.js';
+import { bold, formatTable, green, printable, progress, red, writeJson, writeLine, type Output } from '../output.js';
 
 export interface VerifyArgs extends GlobalArgs {
   stream?: string[];
@@ -116,7 +116,8 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
     const read = readCheckpoints(args.checkpoints, args.publicKey);
     checkpoints = read.checkpoints;
     if (read.signed && !out.json) {
-      writeLine(out.stderr, `Checkpoint signed by ${read.signed.key}: the heads of ${checkpoints.size} stream(s), taken ${read.signed.takenAt}.`);
+      // The key and the time are the file's words (checked by the signature, but still text for a terminal).
+      writeLine(out.stderr, `Checkpoint signed by ${printable(read.signed.key)}: the heads of ${checkpoints.size} stream(s), taken ${printable(read.signed.takenAt)}.`);
     }
   }
   const checkpoint = args.checkpoint === undefined ? undefined : parseCheckpoint(args.checkpoint, '--checkpoint');
@@ -169,11 +170,11 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
         reports.push(await db.chainlog.verify({ stream, upToSeq, checkpoint: head }));
         continue;
       }
-      const timer = progress(out, `verifying ${stream} offline`);
+      const timer = progress(out, `verifying ${printable(stream)} offline`);
       let rows = 0;
       const report = await db.chainlog.verifyOffline({ stream, upToSeq, checkpoint: head, workers, onProgress: (p) => timer.update((rows = p.rows)) });
       const summary = timer.done(rows);
-      if (out.stderr.isTTY && !out.json) writeLine(out.stderr, `${stream}: read ${summary}`);
+      if (out.stderr.isTTY && !out.json) writeLine(out.stderr, `${printable(stream)}: read ${summary}`);
       reports.push(report);
     }
     return reports;
@@ -185,7 +186,7 @@ export function formatReports(out: Output, reports: readonly VerifyReport[]): st
   if (reports.length === 0) return 'No streams to verify: the log is empty.';
   const table = formatTable(reports, [
     { header: 'STREAM', value: (r) => r.stream },
-    { header: 'STATUS', value: (r) => (r.ok ? green(out.stdout, 'intact') : red(out.stdout, 'TAMPERED')) },
+    { header: 'STATUS', value: (r) => (r.ok ? 'intact' : 'TAMPERED'), paint: (text, r) => (r.ok ? green : red)(out.stdout, text) },
     { header: 'CHECKED', value: (r) => r.checked, right: true },
     { header: 'FIRST BAD SEQ', value: (r) => r.firstBadSeq ?? '', right: true },
     { header: 'PROBLEM', value: (r) => r.problem ?? '' },

@@ -143,7 +143,11 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
     });
     const report = normalize(result);
     if (!out.json) {
-      writeLine(out.stderr, `Read ${timer.done(rows)}${args.expectedHead ? '' : ' (no --expected-head: a file cut short at its end would still pass)'}.`);
+      // Without a head the file must end at, nothing says where it ends; a checkpoint covers only up to its seq.
+      const unchecked = args.expectedHead ? ''
+        : checkpoint || checkpoints ? ' (no --expected-head: events after the checkpoint\'s seq could be cut off the end and it would still pass)'
+          : ' (no --expected-head: a file cut short at its end would still pass)';
+      writeLine(out.stderr, `Read ${timer.done(rows)}${unchecked}.`);
       if (fromSeq === undefined && report.problem === 'deleted' && report.firstBadSeq === '1' && report.checked === 0) {
         writeLine(out.stderr, 'If the file is a partial export (chainlog export --from-seq N), verify it with --from-seq N, as export printed.');
       }

@@ -101,6 +101,15 @@ begin
       using errcode = 'LC005', hint = 'SELECT stream FROM chainlog.streams lists the streams.';
   end if;
 
+  -- Events without any recorded head were written around chainlog, or moved here from another stream:
+  -- none of them was recorded, whatever their chain looks like.
+  if recorded_seq is null then
+    ok := false; first_bad_seq := 1; problem := 'inserted';
+    detail := pg_catalog.format('stream has %s events but no recorded head: they were written around chainlog', checked);
+    return next;
+    return;
+  end if;
+
   k := least(bad_content, bad_link);
 
   if k is null then
@@ -108,10 +117,7 @@ begin
     ok := true;
     last_seq := coalesce(last_seq, 0);
     select e.hash into last_hash from chainlog.events e where e.stream = p_stream and e.seq = last_seq;
-    if recorded_seq is null then
-      ok := false; first_bad_seq := 1; problem := 'inserted';
-      detail := pg_catalog.format('stream has %s events but no recorded head: they were written around chainlog', checked);
-    elsif recorded_seq > last_seq and limit_seq > last_seq then
+    if recorded_seq > last_seq and limit_seq > last_seq then
       ok := false; first_bad_seq := last_seq + 1; problem := 'truncated';
       detail := pg_catalog.format('the recorded head is seq %s but the last stored event is seq %s: events %s..%s are missing',
                                   recorded_seq, last_seq, last_seq + 1, recorded_seq);
@@ -196,10 +202,21 @@ begin
     problem := 'inserted';
     detail := pg_catalog.format('event %s does not belong: the chain continues from event %s to the event now at %s', k, k - 1, k + 1);
   elsif chainlog._content_ok(r, k + 1) then
-    problem := 'deleted';
-    detail := pg_catalog.format('the event at seq %s was removed and later events renumbered to hide the gap', k);
+    -- r belongs one seq later: the event before it in the chain is gone from here. Its hash is the one r
+    -- names as its predecessor; if a stored event still has it, that event was moved, not removed.
+    if linked_seq is not null then
+      problem := 'reordered';
+      detail := pg_catalog.format('the event recorded at seq %s now sits at seq %s, and the events after it were renumbered', k, linked_seq);
+    else
+      problem := 'deleted';
+      detail := pg_catalog.format('the event at seq %s was removed and later events renumbered to hide the gap', k);
+    end if;
   elsif linked_seq is not null and chainlog._content_ok(r, linked_seq + 1) then
-    if linked_seq + 1 = k - 1 then
+    if recorded_seq is not null and k > recorded_seq then
+      -- Beyond the recorded head, a copy of a recorded event: the events up to the head are not to blame.
+      problem := 'inserted';
+      detail := pg_catalog.format('event %s lies beyond the recorded head (seq %s) and repeats the event recorded at seq %s', k, recorded_seq, linked_seq + 1);
+    elsif linked_seq + 1 = k - 1 then
       first_bad_seq := k - 1; checked := checked - 1;
       problem := 'inserted';
       detail := pg_catalog.format('event %s does not belong: later events were renumbered to make room for it', k - 1);

@@ -12,21 +12,25 @@
 // per-row allocations are the two digests node:crypto returns and the views handed to it. For large
 // inputs the two hashes run on worker threads instead (src/hash-workers.ts): the rows' bytes are
 // copied into batches, and a chain with any problem is scanned again on this thread to name it.
+import { isUtf8 } from 'node:buffer';
 import * as nodeCrypto from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { constants as fsConstants, createReadStream } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { applyCheckpoint, checkpointWithin, removedStream, type Checkpoint, type CheckpointArg } from './checkpoint.js';
-import { ChainlogError, ChainlogFileFormatError, ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from './errors.js';
+import { ChainlogError, ChainlogFileFormatError, ChainlogInvalidArgumentError, ChainlogUnknownStreamError, invalidArgument } from './errors.js';
 import { EXPORT_COLUMNS, readStreamHead, withPinnedSnapshot, type Db } from './export.js';
 import { ContentCheckPool } from './hash-workers.js';
 import {
+  ANY_FORM,
   contentMatches,
+  CSV_FORM,
   eventTextFromColumns,
   FormatError,
+  JSON_FORM,
   latin1,
   parseBytea,
   writeHex,
@@ -35,6 +39,7 @@ import {
   writeU32,
   type EventText,
   type Sha256,
+  type TextForm,
 } from './format.js';
 
 export type Problem = 'modified' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'forked';
@@ -48,6 +53,12 @@ export interface VerifyReport {
   firstBadSeq: number | null;
   problem: Problem | null;
   detail: string | null;
+  /**
+   * Only from verifyOfflineFile() given `stream`, and only when the file also holds rows of other
+   * streams: how many there were, and the names of the first few (SKIPPED_NAMES). Their format was
+   * checked like every row's, but they were not verified.
+   */
+  skipped?: { rows: number; streams: string[] };
 }
 
 export interface VerifyProgress {
@@ -133,6 +144,14 @@ function fileFormatError(e: unknown): unknown {
     seq: w.seq,
     field: w.field,
   });
+}
+
+/**
+ * A name for a message, unambiguous: JSON-quoted with every character outside printable ASCII escaped,
+ * so that names a terminal shows alike ("café" composed and decomposed) read differently.
+ */
+function quotedName(name: string): string {
+  return JSON.stringify(name).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Text for a message: the bytes as UTF-8 (invalid sequences replaced), at most 60 characters. */
@@ -755,7 +774,8 @@ function intRange(min: bigint, max: bigint): IntRange {
 }
 
 const SMALLINT = intRange(-32768n, 32767n);
-const SAFE_INTEGER = intRange(BigInt(Number.MIN_SAFE_INTEGER), BigInt(Number.MAX_SAFE_INTEGER));
+/** A seq: from 1 (a stream's first event), and below 2^53 so that it is exact as a number. */
+const SEQ = intRange(1n, BigInt(Number.MAX_SAFE_INTEGER));
 const INT8 = intRange(-(2n ** 63n), 2n ** 63n - 1n);
 
 /**
@@ -808,6 +828,13 @@ interface ScanOptions {
   collectNeighbours: boolean;
   /** Rows come from COPY's binary format (BinaryCopyParser), not text. */
   binary?: boolean;
+  /** Text rows (a file): the form its values must have, CSV_FORM or JSON_FORM (format.ts). */
+  form?: TextForm;
+  /**
+   * The first row must be at fromSeq (a partial export, whose first prev_hash is taken on trust):
+   * a file that starts elsewhere is refused rather than judged against a start it does not have.
+   */
+  startsAtFromSeq?: boolean;
   /**
    * Hand the content checks to these worker threads and check only the links here. The scan then
    * cannot tell a content problem's position: the caller scans again without a pool on any problem.
@@ -868,6 +895,9 @@ class Scanner implements Neighbourhood {
   watchedHash: string | null = null;
   /** Set when a file's rows are out of order; the rows after it are no longer checked. */
   disorder: Disorder | null = null;
+  /** Rows of other streams a file held (skipOther()), and the first SKIPPED_NAMES of their names. */
+  skippedRows = 0;
+  readonly skippedStreams: string[] = [];
   // Classification context, when collecting from the rows (files).
   private rowsBeforeK = 0;
   private atK: EventText[] = [];
@@ -894,19 +924,26 @@ class Scanner implements Neighbourhood {
   readonly row: RowSink = (r) => {
     let seq: number | undefined;
     try {
-      if (r.fields !== r.width) throw bad(`expected ${r.width} values on the line, found ${r.fields}`);
+      checkWidth(r);
       seq = this.seqOf(r);
       if (!this.o.binary) this.checkId(r);
       this.rows++;
+      if (this.rows === 1 && this.o.startsAtFromSeq && seq !== this.o.fromSeq) throw this.wrongStart(seq);
       if (this.o.collectNeighbours && this.rows > 1 && seq <= this.ringSeq[(this.ri + 2) % 3]! && this.disorder === null) {
         this.disorder = this.outOfOrder(r, seq);
       }
-      if (this.disorder !== null) return r; // the verdict is made: the rest is only read
+      if (this.disorder !== null) {
+        // The verdict is made: the rest is only read, and still as strictly (a file's every row).
+        if (!this.o.binary) this.encodeText(r, seq);
+        return r;
+      }
       this.ringSeq[this.ri] = seq;
-      if (this.k === null) {
-        if (seq <= this.o.limitSeq) this.check(r, seq);
-      } else if (this.o.collectNeighbours) {
-        this.collect(r, seq);
+      if (this.k === null && seq <= this.o.limitSeq) {
+        this.check(r, seq);
+      } else {
+        // Not verified (beyond upToSeq, or after the first problem), but a file's row is read in full.
+        if (!this.o.binary) this.encodeText(r, seq);
+        if (this.k !== null && this.o.collectNeighbours) this.collect(r, seq);
       }
     } catch (e) {
       throw locate(e, { seq });
@@ -914,6 +951,32 @@ class Scanner implements Neighbourhood {
     this.ri = (this.ri + 1) % 3;
     return this.ring[this.ri]!;
   };
+
+  /**
+   * A row of another stream, in a file verified for one stream: not verified, but read as strictly as
+   * the stream's own rows (every value as the export writes it), so that nothing in the file passes
+   * unread.
+   */
+  skipOther(r: RowBuffer): void {
+    let seq: number | undefined;
+    try {
+      checkWidth(r);
+      seq = this.seqOf(r);
+      this.checkId(r);
+      this.encodeText(r, seq);
+    } catch (e) {
+      throw locate(e, { seq });
+    }
+    this.skippedRows++;
+  }
+
+  /** The first row of a partial export is not at fromSeq: the file and the fromSeq given disagree. */
+  private wrongStart(seq: number): ChainlogInvalidArgumentError {
+    return invalidArgument(
+      `The file starts at seq ${seq}, not ${this.o.fromSeq} (fromSeq, --from-seq): it cannot be verified from there.`,
+      `Give the seq its export printed (the file's first event); if that was ${this.o.fromSeq}, the file lost its first lines since.`,
+    );
+  }
 
   /** An id (not hashed) must still be an int8 as PostgreSQL prints it. */
   private checkId(r: RowBuffer): void {
@@ -957,7 +1020,14 @@ class Scanner implements Neighbourhood {
       if (!Number.isSafeInteger(v)) throw new FormatError('seq: beyond 2^53');
       return v;
     }
-    return parseInteger(b, s, e, 'seq', SAFE_INTEGER);
+    try {
+      return parseInteger(b, s, e, 'seq', SEQ);
+    } catch (err) {
+      if (this.o.form === CSV_FORM && e - s === 3 && latin1(b, s, e) === 'seq') {
+        throw bad('the header line again: an export has one, at the top (were two files joined?)', { field: 'seq' });
+      }
+      throw err;
+    }
   }
 
   /** Canonical bytes into canon (returns the length), digest input, stored hash: from text (COPY text, CSV, NDJSON). */
@@ -977,6 +1047,7 @@ class Scanner implements Neighbourhood {
     c[0] = (version >> 8) & 255;
     c[1] = version & 255;
     // The field being read, for an error's message (the writers do not know which column they read).
+    const form = this.o.form ?? ANY_FORM;
     let at: Column = 'prev_hash';
     let p = 2;
     try {
@@ -984,44 +1055,54 @@ class Scanner implements Neighbourhood {
       const high = Math.floor(seq / 4294967296);
       p = writeU32(c, writeU32(c, p, high >>> 0), (seq - high * 4294967296) >>> 0);
       at = 'recorded_at';
-      p = writeTimestamptz(c, p, b, s[col.recorded_at]!, e[col.recorded_at]!);
+      p = writeTimestamptz(c, p, b, s[col.recorded_at]!, e[col.recorded_at]!, form);
       at = 'data_digest';
       p = this.hash32(c, p, b, s[col.data_digest]!, e[col.data_digest]!, 'data_digest');
       if (r.isNull[col.occurred_at]) c[p++] = 0;
       else {
         c[p++] = 1;
         at = 'occurred_at';
-        p = writeTimestamptz(c, p, b, s[col.occurred_at]!, e[col.occurred_at]!);
+        p = writeTimestamptz(c, p, b, s[col.occurred_at]!, e[col.occurred_at]!, form);
       }
       at = 'source_ip';
       if (r.isNull[col.source_ip]) c[p++] = 0;
-      else p = writeInet(c, p, b, s[col.source_ip]!, e[col.source_ip]!);
+      else p = writeInet(c, p, b, s[col.source_ip]!, e[col.source_ip]!, form);
       at = 'hash';
       this.hash32(this.stored, 0, b, s[col.hash]!, e[col.hash]!, 'hash');
     } catch (err) {
-      throw locate(rereadAlone(err, r, col[at], at), { field: at });
+      throw locate(rereadAlone(err, r, col[at], at, form), { field: at });
     }
+    // Text is copied as it is; a byte above 0x7f in it means the value must be checked as UTF-8.
+    let high = 0;
     for (const t of this.textCols) {
       if (r.isNull[t]) c[p++] = 0xff;
       else {
-        for (let i = s[t]!, end = e[t]!; i < end; i++) c[p++] = b[i]!;
+        for (let i = s[t]!, end = e[t]!; i < end; i++) high |= c[p++] = b[i]!;
         c[p++] = 0;
       }
     }
+    if (high > 0x7f) for (const t of this.textCols) checkUtf8(r, t, this.o.columns[t]!);
 
     // The data digest's input: payload LF before LF after, '' for SQL NULL.
     const pl = col.payload;
     const bf = col.before;
     const af = col.after;
+    // jsonb's text is never empty: in CSV, SQL NULL is an unquoted empty field, and "" is no JSON value.
+    if ((e[pl] === s[pl] && !r.isNull[pl]) || (e[bf] === s[bf] && !r.isNull[bf]) || (e[af] === s[af] && !r.isNull[af])) {
+      const f = e[pl] === s[pl] && !r.isNull[pl] ? 'payload' : e[bf] === s[bf] && !r.isNull[bf] ? 'before' : 'after';
+      throw bad('an empty value (""), which jsonb never is: SQL NULL is an unquoted empty field', { field: f });
+    }
     const n = e[pl]! - s[pl]! + e[bf]! - s[bf]! + e[af]! - s[af]! + 2;
     if (this.digestInput.length < n) this.digestInput = new Uint8Array(n * 2);
     const d = this.digestInput;
     let q = 0;
-    for (let i = s[pl]!, end = e[pl]!; i < end; i++) d[q++] = b[i]!;
+    high = 0;
+    for (let i = s[pl]!, end = e[pl]!; i < end; i++) high |= d[q++] = b[i]!;
     d[q++] = 10;
-    for (let i = s[bf]!, end = e[bf]!; i < end; i++) d[q++] = b[i]!;
+    for (let i = s[bf]!, end = e[bf]!; i < end; i++) high |= d[q++] = b[i]!;
     d[q++] = 10;
-    for (let i = s[af]!, end = e[af]!; i < end; i++) d[q++] = b[i]!;
+    for (let i = s[af]!, end = e[af]!; i < end; i++) high |= d[q++] = b[i]!;
+    if (high > 0x7f) for (const f of [pl, bf, af]) checkUtf8(r, f, this.o.columns[f]!);
     this.digestLength = q;
     return p;
   }
@@ -1120,7 +1201,7 @@ class Scanner implements Neighbourhood {
 
   private hash32(out: Uint8Array, p: number, b: Uint8Array, s: number, e: number, name: string): number {
     // A writeHex error gets its field from the caller.
-    const q = writeHex(out, p, b, s, e);
+    const q = writeHex(out, p, b, s, e, this.o.form ?? ANY_FORM);
     if (q - p !== 32) throw bad(`expected 32 bytes (64 hex digits), not ${(q - p)}`, { field: name });
     return q;
   }
@@ -1210,15 +1291,29 @@ function copyField(out: Uint8Array, p: number, r: RowBuffer, f: number, size: nu
  * The error reading field f of r on its own: format.ts's writers read a field in place and report an
  * offset in (and the text before the end of) the whole row; read alone, both are the value's.
  */
-function rereadAlone(err: unknown, r: RowBuffer, f: number, column: Column): unknown {
+function rereadAlone(err: unknown, r: RowBuffer, f: number, column: Column, form: TextForm): unknown {
   const write = column === 'recorded_at' || column === 'occurred_at' ? writeTimestamptz : column === 'source_ip' ? writeInet : writeHex;
   const value = r.bytes.slice(r.start[f], r.end[f]);
   try {
-    write(new Uint8Array(64 + value.length), 0, value, 0, value.length);
+    write(new Uint8Array(64 + value.length), 0, value, 0, value.length, form);
   } catch (alone) {
     if (alone instanceof FormatError) return alone;
   }
   return err;
+}
+
+/** A row must have every column (a CSV line one value per column), before any value of it is read. */
+function checkWidth(r: RowBuffer): void {
+  if (r.fields !== r.width) throw bad(`expected ${r.width} values on the line, found ${r.fields}`);
+}
+
+/** Field f of r must be UTF-8 (called only for values holding a byte above 0x7f). */
+function checkUtf8(r: RowBuffer, f: number, field: string): void {
+  const s = r.start[f]!;
+  const e = r.end[f]!;
+  if (!r.isNull[f] && !isUtf8(r.bytes.subarray(s, e))) {
+    throw bad(`not valid UTF-8: ${excerpt(r.bytes, s, e)} (an export holds only UTF-8 text)`, { field });
+  }
 }
 
 /** Text of a field, which must be UTF-8. */
@@ -1261,6 +1356,17 @@ interface Verdict {
   detail: string | null;
 }
 
+/**
+ * A stream with events and no recorded head (verify() checks this before anything else): none of its
+ * events was recorded, whatever their chain looks like, e.g. events moved there from another stream.
+ */
+function withoutHead(events: number): Verdict {
+  return {
+    ok: false, checked: events, firstBadSeq: 1, problem: 'inserted',
+    detail: `stream has ${events} events but no recorded head: they were written around chainlog`,
+  };
+}
+
 /** The end of an intact chain against the recorded head (verify()'s `k is null` branch). */
 function compareWithHead(
   checked: number,
@@ -1274,7 +1380,7 @@ function compareWithHead(
   const bad = (firstBadSeq: number, problem: Problem, detail: string) =>
     Object.assign(v, { ok: false, firstBadSeq, problem, detail });
   if (head === null) {
-    if (headRequired) bad(1, 'inserted', `stream has ${checked} events but no recorded head: they were written around chainlog`);
+    if (headRequired) return withoutHead(checked);
   } else if (head.seq > lastSeq && limitSeq > lastSeq) {
     bad(lastSeq + 1, 'truncated', `the recorded head is seq ${head.seq} but the last stored event is seq ${lastSeq}: events ${lastSeq + 1}..${head.seq} are missing`);
   } else if (head.seq < lastSeq && !head.pending) {
@@ -1334,8 +1440,16 @@ async function classify(k: number, head: Head | null, nb: Neighbourhood, sha256:
   if (next && ok(next, k) && bytesEqual(prevOf(next), expectedPrev)) {
     return say('inserted', `event ${k} does not belong: the chain continues from event ${k - 1} to the event now at ${k + 1}`);
   }
-  if (ok(r, k + 1)) return say('deleted', `the event at seq ${k} was removed and later events renumbered to hide the gap`);
+  if (ok(r, k + 1)) {
+    // r belongs one seq later. The event before it in the chain has the hash r names as its
+    // predecessor: if a stored event still has it, that event was moved, not removed.
+    return linked !== null
+      ? say('reordered', `the event recorded at seq ${k} now sits at seq ${linked}, and the events after it were renumbered`)
+      : say('deleted', `the event at seq ${k} was removed and later events renumbered to hide the gap`);
+  }
   if (linked !== null && ok(r, linked + 1)) {
+    // Beyond the recorded head, a copy of a recorded event: the events up to the head are not to blame.
+    if (beyondHead) return say('inserted', `event ${k} lies beyond the recorded head (seq ${head!.seq}) and repeats the event recorded at seq ${linked + 1}`);
     if (linked + 1 === k - 1) return say('inserted', `event ${k - 1} does not belong: later events were renumbered to make room for it`, k - 1);
     return say('reordered', `event ${k} was recorded at seq ${linked + 1}`);
   }
@@ -1496,9 +1610,11 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
       throw unknownStream(stream);
     }
     const verdict =
-      scanner.k === null
-        ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq, true)
-        : await classify(scanner.k, head, databaseNeighbourhood(client, stream), sha256);
+      head === null
+        ? withoutHead(scanner.rows) // whatever the chain looks like, as verify() does
+        : scanner.k === null
+          ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq, true)
+          : await classify(scanner.k, head, databaseNeighbourhood(client, stream), sha256);
     return { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, scanner.watchedHash, scanner.lastSeq) : verdict) };
   }
 }
@@ -1536,18 +1652,24 @@ export interface VerifyFileOptions {
   /** Default: from the file name (.ndjson / .jsonl), else csv. */
   format?: 'csv' | 'ndjson';
   /**
-   * Verify only this stream's rows, skipping any others. Needed for a file holding rows of several
-   * streams, which is refused without it; default: the one stream of the file.
+   * Verify only this stream's rows. Needed for a file holding rows of several streams, which is refused
+   * without it; default: the one stream of the file. Rows of other streams are still read and checked
+   * for their form (a malformed one is refused), and counted in the report's `skipped`, but not
+   * verified; a stream named like this one in another Unicode form is refused.
    */
   stream?: string;
   /**
    * The head the chain must end at (exportEvents() returns it as headSeq/headHash; chainlog.streams shows
    * it). Without it the end of the file is taken as the end of the chain: a file cut short still verifies.
+   * Refused beyond upToSeq, where it could not be checked.
    */
   expectedHead?: { seq: number; hash: string | Uint8Array };
   /** Verify only up to this seq. */
   upToSeq?: number;
-  /** The seq the file starts at, for an export made with fromSeq; the first row's prev_hash is then trusted. Default 1. */
+  /**
+   * The seq the file starts at, for an export made with fromSeq; the first row's prev_hash is then
+   * trusted. Default 1. Above 1, a file whose first row is at another seq is refused.
+   */
   fromSeq?: number;
   /**
    * A head recorded outside the database, at or before the time of the export (src/checkpoint.ts):
@@ -1589,6 +1711,10 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
   if (!Number.isSafeInteger(fromSeq) || fromSeq < 1) {
     throw new ChainlogInvalidArgumentError(`fromSeq must be an integer >= 1, not ${fromSeq}.`, { code: 'CHAINLOG_INVALID_ARGUMENT' });
   }
+  if (upToSeq !== undefined && upToSeq < fromSeq) {
+    throw invalidArgument(`upToSeq (${upToSeq}) lies before fromSeq (${fromSeq}), where the file starts: there is nothing to verify.`, 'Leave upToSeq out, or give one at or after fromSeq.');
+  }
+  const head = expectedHead === undefined ? null : expectedHeadOf(expectedHead, upToSeq);
   const format = options.format ?? (path && /\.(nd)?jsonl?$|\.ndjson$/i.test(path) ? 'ndjson' : 'csv');
   validateWorkers(options.workers);
   if (options.checkpoint !== undefined && options.checkpoints !== undefined) {
@@ -1601,7 +1727,7 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
     const found = options.checkpoints.get(streamName);
     if (found === undefined) {
       throw new ChainlogInvalidArgumentError(
-        `The checkpoints hold no head of stream ${JSON.stringify(streamName)}, the stream of the file: it cannot be checked against them.`,
+        `The checkpoints hold no head of stream ${quotedName(streamName)}, the stream of the file: it cannot be checked against them.`,
         { code: 'CHAINLOG_INVALID_ARGUMENT', hint: 'Use checkpoints taken of the database the file was exported from, or verify the file without them.' },
       );
     }
@@ -1614,19 +1740,27 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
   const given = options.stream;
   let wanted: Uint8Array | null = given === undefined ? null : utf8Encoder.encode(given);
   let wantedName = given;
-  let skipped: string | undefined;
   let scanner: Scanner | undefined;
   let parser: Parser | undefined;
   const makeScanner = (columns: readonly string[], pool?: ContentCheckPool) =>
     new Scanner({
       columns, sha256, limitSeq, fromSeq, collectNeighbours: true, contentPool: pool, line: () => parser!.line(),
+      form: format === 'csv' ? CSV_FORM : JSON_FORM,
+      startsAtFromSeq: fromSeq > 1,
       // The stream is known here when it was given, or on a second pass (the first one read it).
       watchSeq: wantedName === undefined ? undefined : checkpointOf(wantedName)?.seq,
     });
-  // Rows of other streams are skipped before the scanner sees them, when a stream was asked for.
+  // Every row is read in full whatever its stream (a row too short to have one is refused before its
+  // stream is looked at). Rows of another stream are refused, unless a stream was asked for: then they
+  // are checked as rows of the file (Scanner.skipOther()), counted and reported, but not verified; a
+  // name that only looks like the one asked for is refused.
   const streamFilter = (columns: readonly string[], s: Scanner): RowSink => {
     const col = columns.indexOf('stream');
+    // Other streams' names already met, as bytes, so that a row of one is not decoded again.
+    const known: Uint8Array[] = [];
+    const wantedLooks = given?.normalize('NFKC');
     return (r) => {
+      checkWidth(r);
       const b = r.bytes;
       const start = r.start[col]!;
       const end = r.end[col]!;
@@ -1635,15 +1769,24 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
         wanted = b.slice(start, end);
         s.watchSeq = checkpointOf(wantedName)?.seq;
       } else if (!sameBytes(b, start, end, wanted)) {
-        const other = lossyDecoder.decode(b.subarray(start, end));
-        if (given !== undefined) {
-          skipped ??= other;
-          return r;
+        s.skipOther(r);
+        for (let k = 0; k < known.length; k++) if (sameBytes(b, start, end, known[k]!)) return r;
+        const other = decodeText(b, start, end, 'stream');
+        if (given === undefined) {
+          throw bad(
+            `the file holds events of more than one stream (${quotedName(wantedName!)} and ${quotedName(other)})`,
+            { field: 'stream', named: true, hint: 'Name the stream to verify: the stream option of verifyOfflineFile(), or chainlog verify --file FILE --stream NAME.' },
+          );
         }
-        throw bad(
-          `the file holds events of more than one stream (${JSON.stringify(wantedName)} and ${JSON.stringify(other)})`,
-          { field: 'stream', named: true, hint: 'Name the stream to verify: the stream option of verifyOfflineFile(), or chainlog verify --file FILE --stream NAME.' },
-        );
+        if (other.normalize('NFKC') === wantedLooks) {
+          throw bad(
+            `the file holds events of stream ${quotedName(other)}, another name that reads like ${quotedName(given)} (the same text in another Unicode form): an export holds one stream, and a reader could not tell these apart`,
+            { field: 'stream', named: true, hint: 'Verify the file as exported: chainlog export writes the events of one stream.' },
+          );
+        }
+        if (known.length < 64) known.push(b.slice(start, end));
+        if (s.skippedStreams.length < SKIPPED_NAMES && !s.skippedStreams.includes(other)) s.skippedStreams.push(other);
+        return r;
       }
       return s.row(r);
     };
@@ -1671,6 +1814,7 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
     let bytes = 0;
     // The first bytes are held until there are three, to tell a byte order mark.
     let first: Uint8Array | null = new Uint8Array(0);
+    firstByte = -1;
     for await (const chunk of source as AsyncIterable<Uint8Array>) {
       bytes += chunk.length;
       let data = chunk;
@@ -1681,6 +1825,7 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
           continue;
         }
         refuseBom(data);
+        firstByte = data[0]!;
         first = null;
       }
       parser.push(data);
@@ -1692,33 +1837,97 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
     return scanner ?? makeScanner(EXPORT_COLUMNS);
   };
 
+  // The file's first byte, to tell an export of the other format read as this one (wrongFormat()).
+  let firstByte = -1;
+  // A file that cannot be read is the caller's argument, not a malformed file.
+  const size = path === undefined ? 0 : await fileSize(path);
   try {
     // The file's size decides only the default; a stream passed as input is never read twice by workers.
     const custom = options.sha256 !== undefined;
-    const large = async () => options.workers === undefined && !custom && (await stat(path!)).size >= WORKERS_FROM_BYTES;
-    const s = await withContentWorkers(input === undefined ? workerCount(options.workers, custom, await large()) : 0, scan);
+    const large = options.workers === undefined && !custom && size >= WORKERS_FROM_BYTES;
+    const s = await withContentWorkers(input === undefined ? workerCount(options.workers, custom, large) : 0, scan);
 
     const stream = wantedName ?? '';
+    const skipped = s.skippedRows > 0 ? { skipped: { rows: s.skippedRows, streams: s.skippedStreams } } : {};
     if (s.rows === 0 && !expectedHead && !checkpoint && s.disorder === null) {
       throw bad(
         given === undefined
           ? 'the file holds no events'
-          : `the file holds no events of stream ${JSON.stringify(given)}${skipped === undefined ? '' : ` (it holds events of ${JSON.stringify(skipped)})`}`,
+          : `the file holds no events of stream ${quotedName(given)}${s.skippedRows === 0 ? '' : ` (it holds events of ${s.skippedStreams.map(quotedName).join(', ')})`}`,
         { hint: 'Check the file and the stream name.' },
       );
     }
-    if (s.disorder !== null) return { stream, ...disorderVerdict(s.disorder) };
-    const head = expectedHead
-      ? { seq: expectedHead.seq, hash: typeof expectedHead.hash === 'string' ? parseBytea(expectedHead.hash) : expectedHead.hash }
-      : null;
+    if (s.disorder !== null) return { stream, ...disorderVerdict(s.disorder), ...skipped };
     const verdict =
       s.k === null
         ? compareWithHead(s.checked, s.lastSeq, s.checked ? s.lastHash : null, head, limitSeq, false)
         : await classify(s.k, head, s, sha256);
-    return { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, s.watchedHash, s.lastSeq, { file: true, fromSeq }) : verdict) };
+    return { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, s.watchedHash, s.lastSeq, { file: true, fromSeq }) : verdict), ...skipped };
   } catch (e) {
-    throw fileFormatError(e);
+    throw fileFormatError(wrongFormat(e, format, firstByte));
   }
+}
+
+/**
+ * An error on the first line of a file that starts as the other format's export does ("{" for NDJSON,
+ * "id," or another column for CSV) gets the hint to read it as that format.
+ */
+function wrongFormat(e: unknown, format: 'csv' | 'ndjson', firstByte: number): unknown {
+  const err = locate(e, {});
+  if (!(err instanceof FormatError) || (err as LocatedError).line !== 1) return err;
+  const other = format === 'csv' ? (firstByte === 123 ? 'ndjson' : null) : firstByte >= 97 && firstByte <= 122 ? 'csv' : null;
+  if (other !== null) {
+    (err as LocatedError).hint = `The file looks like ${other === 'csv' ? 'CSV' : 'NDJSON'}: verify it as that (the format option of verifyOfflineFile(), or chainlog verify --file FILE --format ${other}).`;
+  }
+  return err;
+}
+
+/** How many other streams' names a report lists (VerifyReport.skipped). */
+export const SKIPPED_NAMES = 10;
+
+/** The size of the file to verify; a path that does not exist or is a directory is a bad argument. */
+async function fileSize(path: string): Promise<number> {
+  const hint = 'Give the path of the file chainlog export wrote.';
+  let info;
+  try {
+    info = await stat(path);
+    if (!info.isDirectory()) await access(path, fsConstants.R_OK);
+  } catch (e) {
+    const what = (e as { code?: string }).code === 'ENOENT'
+      ? `There is no file ${JSON.stringify(path)} to verify.`
+      : `Cannot read the file ${JSON.stringify(path)}: ${(e as Error).message}.`;
+    throw new ChainlogInvalidArgumentError(`${what} ${hint}`, { code: 'CHAINLOG_INVALID_ARGUMENT', cause: e, hint });
+  }
+  // A pipe or a device (/dev/stdin) is read as it streams; a directory cannot be.
+  if (info.isDirectory()) {
+    const what = `${JSON.stringify(path)} is a directory, not an exported file.`;
+    throw new ChainlogInvalidArgumentError(`${what} ${hint}`, { code: 'CHAINLOG_INVALID_ARGUMENT', hint });
+  }
+  return info.size;
+}
+
+/**
+ * The head a file must end at, checked: a seq of 0 or more and a 32-byte hash (64 hex digits). One
+ * beyond upToSeq could not be checked (the verifier stops at upToSeq), so it is refused, as a
+ * checkpoint beyond upToSeq is.
+ */
+function expectedHeadOf(given: { seq: number; hash: string | Uint8Array }, upToSeq: number | undefined): Head {
+  const seq = given?.seq;
+  const hash = given?.hash;
+  const hashOk = typeof hash === 'string' ? /^(\\x)?[0-9a-fA-F]{64}$/.test(hash) : hash instanceof Uint8Array && hash.length === 32;
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0 || !hashOk) {
+    throw invalidArgument(
+      'expectedHead must be { seq, hash }: a seq of 0 or more and the 32-byte hash of that event (64 hex digits).',
+      'chainlog export prints it, as SEQ:HASH (--expected-head); exportEvents() returns headSeq and headHash.',
+    );
+  }
+  if (upToSeq !== undefined && upToSeq < seq) {
+    throw invalidArgument(
+      `The expected head (seq ${seq}) lies beyond upToSeq (${upToSeq}): it cannot be checked.`,
+      'Leave upToSeq out, or verify up to the expected head at least.',
+    );
+  }
+  return { seq, hash: typeof hash === 'string' ? parseBytea(hash) : hash };
 }
 
 /** A checkpoint a file can be checked against: within upToSeq, and not before the seq the file starts at. */

@@ -544,6 +544,24 @@ process.on('SIGUSR2', () => setImmediate(() => new EventEmitter().emit('error', 
   });
 
   describe('chainlog export and verify --file', () => {
+    it('verify --file --stream says how many rows of other streams it skipped, and names their streams', async () => {
+      await seedStream(db.pool, 'two-a', 3);
+      await seedStream(db.pool, 'two-b', 2);
+      const files = await Promise.all(['two-a', 'two-b'].map(async (stream) => {
+        const file = path.join(tmp, `${stream}.ndjson`);
+        expect((await chainlog('export', '-s', stream, '-o', file)).code).toBe(0);
+        return readFileSync(file, 'utf8');
+      }));
+      const both = path.join(tmp, 'two.ndjson');
+      writeFileSync(both, files.join(''));
+      const r = await run(['verify', '--file', both, '--stream', 'two-a']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^two-a\s+intact\s+3$/m);
+      expect(r.stderr).toMatch(/^Skipped 2 row\(s\) of other streams \("two-b"\): well-formed, but not verified\.$/m);
+      const machine = await run(['verify', '--file', both, '--stream', 'two-a', '--json']);
+      expect(json(machine).streams[0].skipped).toEqual({ rows: 2, streams: ['two-b'] });
+    });
+
     it('exports a stream that verify --file accepts against the printed head, and rejects once the file is edited', async () => {
       await seedStream(db.pool, 'x-exp', 12);
       const file = path.join(tmp, 'x-exp.ndjson');

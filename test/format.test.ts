@@ -104,10 +104,24 @@ describe('parsing PostgreSQL text', () => {
   });
 
   it('refuses text PostgreSQL would never print instead of hashing something else', () => {
-    for (const bad of ['2024-13-01 00:00:00+00', '2024-01-01', '2024-01-01 00:00:00', '2024-01-01 00:00:00.1234567+00']) {
+    for (const bad of [
+      '2024-13-01 00:00:00+00', '2024-01-01', '2024-01-01 00:00:00', '2024-01-01 00:00:00.1234567+00',
+      // Dates and times that do not exist, though they once counted on as the next day or minute.
+      '2024-02-30 00:00:00+00', '2023-02-29 00:00:00+00', '0002-02-29 00:00:00+00 BC', '2024-04-31 00:00:00+00',
+      '2024-01-01 24:00:00+00', '2024-01-01 23:60:00+00', '2024-01-01 23:59:60+00',
+      // A dot without digits, a year PostgreSQL never prints, an offset beyond 15:59:59.
+      '2024-01-01 00:00:00.+00', '02024-01-01 00:00:00+00', '0000-01-01 00:00:00+00', '1234567-01-01 00:00:00+00',
+      '2024-01-01 00:00:00+16', '2024-01-01T00:00:00+72:00', '2024-01-01 00:00:00+05:60',
+      // Outside timestamptz's range: the first would wrap around 64 bits to 2026.
+      '586580-12-11T13:22:10.887906+00:00', '294277-01-01 00:00:00+00', '4714-11-23 23:59:59+00 BC',
+    ]) {
       expect(() => parseTimestamptz(bad), bad).toThrow(FormatError);
     }
-    for (const bad of ['1.2.3', '1.2.3.256', '1::2::3', '1:2:3:4:5:6:7', '10.0.0.1/33', 'fe80::1%eth0', '']) {
+    // Its first and last instants, and the largest offset PostgreSQL takes.
+    expect(parseTimestamptz('4714-11-24 00:00:00+00 BC')).toBe(-211_813_488_000_000_000n);
+    expect(parseTimestamptz('294276-12-31 23:59:59.999999+00')).toBe(9_223_371_331_199_999_999n);
+    expect(parseTimestamptz('2000-01-01 15:59:59+15:59:59')).toBe(0n);
+    for (const bad of ['1.2.3', '1.2.3.256', '1::2::3', '1:2:3:4:5:6:7', '10.0.0.1/33', 'fe80::1%eth0', '', '010.1.2.3', '10.1.2.3/08', '1.2.3.0001', '2001:db8:']) {
       expect(() => parseInet(bad), bad).toThrow(FormatError);
     }
   });

@@ -133,6 +133,15 @@ describe('verifyOffline() from the database', () => {
     }
   });
 
+  it('agrees with chainlog.verify() on a stream without a recorded head, whatever its chain: an event moved to a stream of its own', async () => {
+    await seedStream(db.pool, 'moved-from', 5);
+    await asAttacker(db.pool, `update chainlog.events set stream = 'moved-to' where stream = 'moved-from' and seq = 5`);
+    const offline = await verifyOffline({ db: db.pool, stream: 'moved-to' });
+    expect(offline).toMatchObject({ ok: false, firstBadSeq: 1, problem: 'inserted', checked: 1 });
+    expect(offline).toEqual(await sqlVerify('moved-to'));
+    expect(await verifyOffline({ db: db.pool, stream: 'moved-from' })).toEqual(await sqlVerify('moved-from'));
+  });
+
   it('does not rely on chainlog functions: replaced by an attacker, they cannot hide tampering', async () => {
     await seedStream(db.pool, 'sabotaged', 10);
     await asAttacker(db.pool, `update chainlog.events set actor = 'mallory' where stream = 'sabotaged' and seq = 7`);

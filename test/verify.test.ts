@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { useChainlogDatabase } from './support/db.js';
-import { scenarios, seedStream } from './support/tamper.js';
+import { asAttacker, scenarios, seedStream } from './support/tamper.js';
 
 const db = useChainlogDatabase();
 
@@ -65,6 +65,17 @@ describe('chainlog.verify()', () => {
     const { rows } = await client.query(`select ok, checked::int from chainlog.verify('own-tx')`);
     await client.query('commit');
     expect(rows).toEqual([{ ok: true, checked: 3 }]);
+  });
+
+  it('an event moved to a stream of its own: that stream has no recorded head, the other is cut short', async () => {
+    await seedStream(db.pool, 'moved-from', 5);
+    await asAttacker(db.pool, `update chainlog.events set stream = 'moved-to' where stream = 'moved-from' and seq = 5`);
+    const report = async (stream: string) =>
+      (await db.query('select ok, first_bad_seq::int, problem, detail from chainlog.verify($1)', [stream])).rows[0];
+    expect(await report('moved-to')).toEqual({
+      ok: false, first_bad_seq: 1, problem: 'inserted', detail: 'stream has 1 events but no recorded head: they were written around chainlog',
+    });
+    expect(await report('moved-from')).toMatchObject({ ok: false, first_bad_seq: 5, problem: 'truncated' });
   });
 
   it('verify_all() reports every stream, the broken ones with their problem', async () => {

@@ -8,7 +8,7 @@ import type { VerifyReport } from '../../src/client.js';
 import { parseCheckpoint, type Checkpoint } from '../../src/checkpoint.js';
 import { checkpointsFromHeads, isSignedCheckpoint, openSignedCheckpoint, type OpenedCheckpoint } from '../../src/signed-checkpoint.js';
 import { invalidArgument, toChainlogError } from '../../src/errors.js';
-import { verifyOfflineFile } from '../../src/offline-verify.js';
+import { SKIPPED_NAMES, verifyOfflineFile } from '../../src/offline-verify.js';
 import { EXIT, handler, integerOption, seqOption, type GlobalArgs } from '../command.js';
 import { withDatabase } from '../connection.js';
 import { bold, formatTable, green, printable, progress, red, writeJson, writeLine, type Output } from '../output.js';
@@ -148,6 +148,11 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
         : checkpoint || checkpoints ? ' (no --expected-head: events after the checkpoint\'s seq could be cut off the end and it would still pass)'
           : ' (no --expected-head: a file cut short at its end would still pass)';
       writeLine(out.stderr, `Read ${timer.done(rows)}${unchecked}.`);
+      if (result.skipped) {
+        // Read and checked for their form, but nobody vouches for them: say so rather than pass them over.
+        const names = result.skipped.streams.map((n) => JSON.stringify(printable(n))).join(', ');
+        writeLine(out.stderr, `Skipped ${result.skipped.rows} row(s) of other streams (${names}${result.skipped.streams.length >= SKIPPED_NAMES ? ', ...' : ''}): well-formed, but not verified.`);
+      }
       if (fromSeq === undefined && report.problem === 'deleted' && report.firstBadSeq === '1' && report.checked === 0) {
         writeLine(out.stderr, 'If the file is a partial export (chainlog export --from-seq N), verify it with --from-seq N, as export printed.');
       }

@@ -163,6 +163,19 @@ export const scenarios: TamperScenario[] = [
     expected: { problem: 'deleted', firstBadSeq: 3 },
   },
   {
+    name: 'event 3 is moved to the end and the events after it renumbered',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `update chainlog.events set seq = 1000 where stream = '${s}' and seq = 3;
+         update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq > 3 and seq < 1000;
+         update chainlog.events set seq = seq - 1001 where stream = '${s}' and seq > 1003;
+         update chainlog.events set seq = 10 where stream = '${s}' and seq = 1000`,
+      ),
+    expected: { problem: 'reordered', firstBadSeq: 3 },
+  },
+  {
     name: 'the last three events are deleted',
     length: 10,
     apply: (db, s) => asAttacker(db, `delete from chainlog.events where stream = '${s}' and seq > 7`),
@@ -215,6 +228,22 @@ export const scenarios: TamperScenario[] = [
       asAttacker(
         db,
         forgedEvent(s, 11, 10, 'hash', true),
+      ),
+    expected: { problem: 'inserted', firstBadSeq: 11 },
+  },
+  {
+    name: 'a copy of the last event is appended after the recorded head',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `insert into chainlog.events (stream, seq, recorded_at, occurred_at, actor, actor_type, event_type, action, result,
+                                      resource_type, resource_id, source_ip, request_id, payload, before, after,
+                                      format_version, data_digest, prev_hash, hash)
+         select stream, 11, recorded_at, occurred_at, actor, actor_type, event_type, action, result,
+                resource_type, resource_id, source_ip, request_id, payload, before, after,
+                format_version, data_digest, prev_hash, hash
+           from chainlog.events where stream = '${s}' and seq = 10`,
       ),
     expected: { problem: 'inserted', firstBadSeq: 11 },
   },

@@ -56,7 +56,9 @@ create table chainlog.events (
   hash           bytea       not null,
 
   constraint events_stream_seq_key unique (stream, seq),
-  constraint events_seq_positive check (seq >= 1),
+  -- Below 2^53, where every seq is exact as a JavaScript number (the offline verifiers read them so).
+  -- No stream gets near it; only a head carried in settings a writer set by hand could (THREAT-MODEL).
+  constraint events_seq_in_range check (seq between 1 and 9007199254740991),
   constraint events_actor_type_known check (actor_type in ('user', 'api_key', 'service', 'system')),
   constraint events_result_known check (result in ('success', 'failure')),
   constraint events_hashes_are_sha256 check (

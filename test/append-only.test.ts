@@ -225,6 +225,14 @@ describe('a writer that sets chainlog\'s settings by hand or calls its internals
     expect((await db.query(`select seq::int from chainlog.append('E', 'CREATE', 'victim')`)).rows).toEqual([{ seq: 5 }]);
   });
 
+  it('cannot carry a stream to a seq beyond 2^53, where the offline verifiers could no longer read it', async () => {
+    await seedStream(db.pool, 'far', 1);
+    await expect(asWriter(carryHead('far', `repeat('00', 32) || '9007199254740991'`),
+      `insert into chainlog.events (stream, event_type, action) values ('far', 'E', 'X')`))
+      .rejects.toMatchObject({ code: '23514', constraint: 'events_seq_in_range' });
+    expect((await db.query(`select max(seq)::int as seq from chainlog.events where stream = 'far'`)).rows).toEqual([{ seq: 1 }]);
+  });
+
   it('the same for a new stream: events stored without a head row do not take its first seqs away', async () => {
     await asWriter(carryHead('fresh', `repeat('00', 32) || '0'`),
       `insert into chainlog.events (stream, event_type, action) select 'fresh', 'POISON', 'X' from generate_series(1, 2)`);

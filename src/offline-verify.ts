@@ -866,6 +866,8 @@ interface Neighbourhood {
   nextPresent(k: number): Promise<number | null>;
   /** The smallest seq other than k of a row whose hash is `hash`. */
   linkedSeq(hash: Uint8Array, k: number): Promise<number | null>;
+  /** The smallest seq above k + 1 of a row whose prev_hash is `hash` (names it as its predecessor). */
+  successorSeq(hash: Uint8Array, k: number): Promise<number | null>;
 }
 
 class Scanner implements Neighbourhood {
@@ -906,6 +908,9 @@ class Scanner implements Neighbourhood {
   private firstAfterK: number | null = null;
   private linkTarget: Uint8Array | null = null;
   private linkedAfterK: number | null = null;
+  private successorTarget: Uint8Array | null = null;
+  private successorAfterK: number | null = null;
+  private readonly scratchPrev = new Uint8Array(32);
   private hashes = new Uint8Array(32 * 1024);
 
   constructor(private readonly o: ScanOptions) {
@@ -1227,6 +1232,7 @@ class Scanner implements Neighbourhood {
     }
     this.atK.push(this.decode(r));
     this.linkTarget = canon.slice(2, 34);
+    this.successorTarget = this.storedHashOf(r, new Uint8Array(32));
   }
 
   private collect(r: RowBuffer, seq: number): void {
@@ -1237,6 +1243,10 @@ class Scanner implements Neighbourhood {
     if (this.linkTarget && this.linkedAfterK === null && seq !== k) {
       this.storedHashOf(r, this.stored);
       if (equal32(this.stored, 0, this.linkTarget, 0)) this.linkedAfterK = seq;
+    }
+    if (this.successorTarget && this.successorAfterK === null && seq > k + 1) {
+      this.hash32(this.scratchPrev, 0, r.bytes, r.start[this.col.prev_hash]!, r.end[this.col.prev_hash]!, 'prev_hash');
+      if (equal32(this.scratchPrev, 0, this.successorTarget, 0)) this.successorAfterK = seq;
     }
   }
 
@@ -1274,6 +1284,9 @@ class Scanner implements Neighbourhood {
     // Rows before k are seq fromSeq..k-1 in order (their links held), so their hashes are indexed by seq.
     for (let i = 0; i < k - this.o.fromSeq; i++) if (equal32(this.hashes, i * 32, hash, 0)) return this.o.fromSeq + i;
     return this.linkedAfterK;
+  }
+  async successorSeq(): Promise<number | null> {
+    return this.successorAfterK;
   }
 }
 
@@ -1438,6 +1451,10 @@ async function classify(k: number, head: Head | null, nb: Neighbourhood, sha256:
   }
   if (ok(r, k + 1) && next && ok(next, k)) return say('reordered', `events ${k} and ${k + 1} have swapped places`);
   if (next && ok(next, k) && bytesEqual(prevOf(next), expectedPrev)) {
+    // The chain skips r: forged, unless a later event still names r as its predecessor and r hashes
+    // correctly at the seq before that one (a genuine event moved here from further on).
+    const successor = await nb.successorSeq(parseBytea(r.hash), k);
+    if (successor !== null && ok(r, successor - 1)) return say('reordered', `event ${k} was recorded at seq ${successor - 1}`);
     return say('inserted', `event ${k} does not belong: the chain continues from event ${k - 1} to the event now at ${k + 1}`);
   }
   if (ok(r, k + 1)) {
@@ -1638,6 +1655,8 @@ function databaseNeighbourhood(client: pg.ClientBase, stream: string): Neighbour
     nextPresent: (k) => scalar('select min(e.seq) as v from chainlog.events e where e.stream = $1 and e.seq > $2', [k]),
     linkedSeq: (hash, k) =>
       scalar('select min(e.seq) as v from chainlog.events e where e.stream = $1 and e.hash = $2 and e.seq <> $3', [Buffer.from(hash), k]),
+    successorSeq: (hash, k) =>
+      scalar('select min(e.seq) as v from chainlog.events e where e.stream = $1 and e.seq > $3 and e.prev_hash = $2', [Buffer.from(hash), k + 1]),
   };
 }
 

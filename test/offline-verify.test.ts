@@ -488,7 +488,11 @@ describe('verifyOfflineFile() reads a file only as an export writes it: anything
 
   it('verifyOffline() throws a ChainlogError for a row it cannot encode, not a bare FormatError', async () => {
     await seedStream(db.pool, 'huge-seq', 2);
-    await asAttacker(db.pool, `update chainlog.events set seq = 9007199254740993 where stream = 'huge-seq' and seq = 2`);
+    // Past the CHECK that keeps seq below 2^53: only a superuser who drops it (and restores it unchecked) gets there.
+    await asAttacker(db.pool, `set local chainlog.maintenance = on;
+      alter table chainlog.events drop constraint events_seq_in_range;
+      update chainlog.events set seq = 9007199254740993 where stream = 'huge-seq' and seq = 2;
+      alter table chainlog.events add constraint events_seq_in_range check (seq between 1 and 9007199254740991) not valid`);
     const e = await verifyOffline({ db: db.pool, stream: 'huge-seq' }).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(ChainlogError);
     expect((e as ChainlogError).message).toMatch(/seq/);

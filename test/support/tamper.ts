@@ -58,6 +58,18 @@ function swapped(s: string, a: number, b: number): string {
          update chainlog.events set seq = ${b} where stream = '${s}' and seq = 1000`;
 }
 
+/**
+ * SQL moving the event at seq `from` to seq `to`, the events between renumbered by one to make room
+ * (through free seqs, since (stream, seq) is unique).
+ */
+function moved(s: string, from: number, to: number): string {
+  const [lo, hi, step] = from < to ? [from + 1, to, -1] : [to, from - 1, 1];
+  return `update chainlog.events set seq = 1000 where stream = '${s}' and seq = ${from};
+         update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq between ${lo} and ${hi};
+         update chainlog.events set seq = seq - 1000 + ${step} where stream = '${s}' and seq between ${lo + 1000} and ${hi + 1000};
+         update chainlog.events set seq = ${to} where stream = '${s}' and seq = 1000`;
+}
+
 /** SQL moving events 5.. up by one and putting a forged event linked to event 4 at seq 5. */
 function insertedAt5(s: string, wellFormed: boolean): string {
   return `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= 5;
@@ -165,15 +177,14 @@ export const scenarios: TamperScenario[] = [
   {
     name: 'event 3 is moved to the end and the events after it renumbered',
     length: 10,
-    apply: (db, s) =>
-      asAttacker(
-        db,
-        `update chainlog.events set seq = 1000 where stream = '${s}' and seq = 3;
-         update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq > 3 and seq < 1000;
-         update chainlog.events set seq = seq - 1001 where stream = '${s}' and seq > 1003;
-         update chainlog.events set seq = 10 where stream = '${s}' and seq = 1000`,
-      ),
+    apply: (db, s) => asAttacker(db, moved(s, 3, 10)),
     expected: { problem: 'reordered', firstBadSeq: 3 },
+  },
+  {
+    name: 'event 7 is moved to seq 2 and the events between renumbered',
+    length: 10,
+    apply: (db, s) => asAttacker(db, moved(s, 7, 2)),
+    expected: { problem: 'reordered', firstBadSeq: 2 },
   },
   {
     name: 'the last three events are deleted',

@@ -25,19 +25,21 @@ export const red = paint(31);
 export const green = paint(32);
 export const yellow = paint(33);
 
-// Characters a terminal acts on instead of showing: C0 controls, DEL and C1 controls (ESC starts
-// colour, cursor and screen codes; CSI is a one-byte ESC [ to some terminals; CR overwrites the line)
-// and the bidirectional overrides and isolates (they reorder how the rest of a line reads).
-// eslint-disable-next-line no-control-regex
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+// Characters a terminal acts on, or shows as nothing, instead of showing them: controls (C0, DEL, C1:
+// ESC starts colour, cursor and screen codes; CSI is a one-byte ESC [ to some terminals; CR overwrites
+// the line), format characters (the bidirectional overrides and isolates reorder how the rest of a line
+// reads; zero-width spaces and joiners, the soft hyphen and the BOM are invisible, so that
+// "chain\u200blog.maintenance" would read as chainlog's own stream) and the line and paragraph
+// separators.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 // The same, less line feed and tab: the layout of a value meant to span lines.
-// eslint-disable-next-line no-control-regex
-const UNPRINTABLE_MULTILINE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const UNPRINTABLE_MULTILINE = /(?![\n\t])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 const NAMED_ESCAPES: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 function escapeChar(c: string): string {
-  const code = c.charCodeAt(0);
-  return NAMED_ESCAPES[c] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`);
+  const code = c.codePointAt(0)!;
+  const hex = code.toString(16);
+  return NAMED_ESCAPES[c] ?? (code <= 0xff ? `\\x${hex.padStart(2, '0')}` : code <= 0xffff ? `\\u${hex.padStart(4, '0')}` : `\\u{${hex}}`);
 }
 
 /**

@@ -40,6 +40,19 @@ end;
 comment on function chainlog.last_event(text) is
   'The last stored event of a stream (seq, hash), or NULLs for an empty stream.';
 
+-- after_seq, or the last seq of the unbroken run of stored events right after it: the next event takes
+-- the seq after that. Only called when events lie beyond a stream's recorded head (see _chain_first).
+create function chainlog._last_taken_after(stream text, after_seq bigint) returns bigint
+language sql stable
+set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+begin atomic
+  select coalesce(min(s.seq), after_seq) from chainlog.events s
+   where s.stream = _last_taken_after.stream and s.seq > _last_taken_after.after_seq
+     and exists (select from chainlog.events r where r.stream = s.stream and r.seq = _last_taken_after.after_seq + 1)
+     and not exists (select from chainlog.events n where n.stream = s.stream and n.seq = s.seq + 1);
+end;
+
 -- Chains the first event a transaction writes to a stream, and claims the stream for the transaction.
 -- Called by the chain trigger with the event as it will be stored; returns it with seq, recorded_at,
 -- format_version, prev_hash, data_digest and hash filled in. Runs at most twice per transaction and
@@ -101,12 +114,13 @@ begin
         record_head := false;
       elsif beyond_seq is not null then
         -- Stored events beyond the recorded head, which no transaction recorded: written on a carried
-        -- head set by hand (docs/THREAT-MODEL.md), or around chainlog. Given the next seq, this event
-        -- would collide with them, and so would every later writer's: the stream would take no more
-        -- events. It takes the seq after them instead, still chained on the recorded head, so that
-        -- verify() keeps reporting them (a fork at this event) rather than the chain absorbing them.
+        -- head set by hand (docs/THREAT-MODEL.md), or around chainlog. If one holds the next seq, this
+        -- event would collide with it, and so would every later writer's: the stream would take no
+        -- more events. It takes the first free seq after the head instead (not the seq after the last
+        -- of them, which a writer could place just below the CHECK's limit), still chained on the
+        -- recorded head, so that verify() keeps reporting them rather than the chain absorbing them.
         -- Only forward: a stored tail behind the recorded head (events cut off) stays a visible gap.
-        head_seq := beyond_seq;
+        head_seq := chainlog._last_taken_after(e.stream, head_seq);
       end if;
       exit;
     end if;
@@ -131,7 +145,7 @@ begin
     if found then
       -- Events stored without a head row (written around chainlog, or on a carried head set by hand)
       -- hold the seqs from 1 on: take the seq after them, as above.
-      head_seq := coalesce((select pg_catalog.max(s.seq) from chainlog.events s where s.stream = e.stream), 0);
+      head_seq := chainlog._last_taken_after(e.stream, 0);
       head_hash := chainlog.genesis_hash();
       exit;
     end if;

@@ -52,6 +52,12 @@ begin
     raise exception 'chainlog: begin_maintenance needs a reason'
       using errcode = 'LC006', hint = 'Say why, e.g. chainlog.begin_maintenance(''upgrade to chainlog 0.2'').';
   end if;
+  -- The insert runs with the owner's rights, so the reserved-name check lets it through: it must not
+  -- follow a head the caller carried into chainlog.maintenance by hand (a seq and predecessor of their
+  -- choosing). Without a carried head it claims the stream like any first event.
+  if pg_catalog.current_setting('chainlog.head_stream', true) = 'chainlog.maintenance' then
+    perform pg_catalog.set_config('chainlog.head_stream', '', true);
+  end if;
   insert into chainlog.events (stream, event_type, action, actor, actor_type, payload)
   values ('chainlog.maintenance', 'CHAINLOG_MAINTENANCE_BEGAN', 'EXECUTE', session_user, 'user',
           pg_catalog.jsonb_build_object('reason', reason))

@@ -105,8 +105,8 @@ begin
   -- Events without any recorded head were written around chainlog, or moved here from another stream:
   -- none of them was recorded, whatever their chain looks like.
   if recorded_seq is null then
-    ok := false; first_bad_seq := 1; problem := 'inserted';
     detail := pg_catalog.format('stream has %s events but no recorded head: they were written around chainlog', checked);
+    ok := false; first_bad_seq := 1; problem := 'inserted'; checked := 0;
     return next;
     return;
   end if;

@@ -1375,7 +1375,7 @@ interface Verdict {
  */
 function withoutHead(events: number): Verdict {
   return {
-    ok: false, checked: events, firstBadSeq: 1, problem: 'inserted',
+    ok: false, checked: 0, firstBadSeq: 1, problem: 'inserted',
     detail: `stream has ${events} events but no recorded head: they were written around chainlog`,
   };
 }

@@ -225,6 +225,30 @@ describe('a writer that sets chainlog\'s settings by hand or calls its internals
     expect((await db.query(`select seq::int from chainlog.append('E', 'CREATE', 'victim')`)).rows).toEqual([{ seq: 5 }]);
   });
 
+  it('an event carried just below the seq limit does not stop the stream: the next event takes the first free seq after the head', async () => {
+    await seedStream(db.pool, 'near-limit', 2);
+    await asWriter(carryHead('near-limit', `repeat('00', 32) || '9007199254740990'`),
+      `insert into chainlog.events (stream, event_type, action) values ('near-limit', 'STRAY', 'X')`);
+    for (const seq of [3, 4]) {
+      expect((await db.query(`select seq::text from chainlog.append('E', 'CREATE', 'near-limit')`)).rows).toEqual([{ seq: String(seq) }]);
+    }
+    expect((await db.query(`select ok from chainlog.verify('near-limit')`)).rows).toEqual([{ ok: false }]);
+  });
+
+  it('an admin cannot place a maintenance record on a head carried by hand: begin_maintenance() claims the stream itself', async () => {
+    const client = await db.connect();
+    await client.query('begin');
+    await client.query('set local role chainlog_admin');
+    await client.query(carryHead('chainlog.maintenance', `repeat('00', 32) || '9007199254740990'`));
+    await client.query(`select chainlog.begin_maintenance('placed by hand?')`);
+    await client.query('commit');
+    await client.end();
+    const { rows } = await db.query(
+      `select (select max(seq) from chainlog.events where stream = 'chainlog.maintenance') < 1000 as low, v.ok
+         from chainlog.verify('chainlog.maintenance') v`);
+    expect(rows).toEqual([{ low: true, ok: true }]);
+  });
+
   it('cannot carry a stream to a seq beyond 2^53, where the offline verifiers could no longer read it', async () => {
     await seedStream(db.pool, 'far', 1);
     await expect(asWriter(carryHead('far', `repeat('00', 32) || '9007199254740991'`),

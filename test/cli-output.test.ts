@@ -47,11 +47,15 @@ describe('printable()', () => {
     expect(printable('\u0080\u0085\u009b\u009f')).toBe('\\x80\\x85\\x9b\\x9f');
     expect(printable('\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069')).toBe('\\u202a\\u202b\\u202c\\u202d\\u202e\\u2066\\u2067\\u2068\\u2069');
     expect(printable('a\tb\nc\rd')).toBe('a\\tb\\nc\\rd');
+    // Invisible format characters and separators: a look-alike of chainlog's own stream reads as one.
+    expect(printable('chain\u200blog.maintenance')).toBe('chain\\u200blog.maintenance');
+    expect(printable('\u200f\u2060\ufeff\u00ad\u061c\u2028\u2029\u{e0041}x')).toBe('\\u200f\\u2060\\ufeff\\xad\\u061c\\u2028\\u2029\\u{e0041}x');
+    expect(printable('café, 漢字, 🙂')).toBe('café, 漢字, 🙂');
     expect(printable(FAKE_INTACT)).toBe(FAKE_INTACT_SHOWN);
   });
 
   it('leaves everything else as it is: text, other Unicode, a backslash', () => {
-    const text = 'acme/invoices é 日本 \u00a0\u00a0 \u200f \u2070 {"a": "b\\u001b"} 🎉';
+    const text = 'acme/invoices é 日本 \u00a0\u00a0 \u2070 {"a": "b\\u001b"} 🎉';
     expect(printable(text)).toBe(text);
     expect(printable('')).toBe('');
   });

@@ -204,17 +204,16 @@ const DAYS_1970_TO_2000 = 10957;
 const MIN_TIMESTAMP_SECONDS = -211_813_488_000;
 const END_TIMESTAMP_SECONDS = 9_223_371_331_200;
 
-function matches(src: Uint8Array, start: number, end: number, word: string): boolean {
-  if (end - start !== word.length) return false;
-  for (let i = 0; i < word.length; i++) if (src[start + i] !== word.charCodeAt(i)) return false;
-  return true;
-}
-
 /** Does src[i, end) start with `word`? */
 function startsWith(src: Uint8Array, i: number, end: number, word: string): boolean {
   if (end - i < word.length) return false;
   for (let k = 0; k < word.length; k++) if (src[i + k] !== word.charCodeAt(k)) return false;
   return true;
+}
+
+/** Is src[start, end) exactly `word`? */
+function matches(src: Uint8Array, start: number, end: number, word: string): boolean {
+  return end - start === word.length && startsWith(src, start, end, word);
 }
 
 /** src[i], or -1 at or beyond end: no reader looks past the field it was given. */

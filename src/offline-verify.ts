@@ -1380,21 +1380,23 @@ function withoutHead(events: number): Verdict {
   };
 }
 
-/** The end of an intact chain against the recorded head (verify()'s `k is null` branch). */
+/**
+ * The end of an intact chain against the recorded head (verify()'s `k is null` branch). Without a head
+ * (a file given no expectedHead) the end of the chain is taken as it is; from the database, a stream
+ * without one is withoutHead() before this.
+ */
 function compareWithHead(
   checked: number,
   lastSeq: number,
   lastHash: Uint8Array | null,
   head: Head | null,
   limitSeq: number,
-  headRequired: boolean,
 ): Verdict {
   const v: Verdict = { ok: true, checked, firstBadSeq: null, problem: null, detail: null };
   const bad = (firstBadSeq: number, problem: Problem, detail: string) =>
     Object.assign(v, { ok: false, firstBadSeq, problem, detail });
-  if (head === null) {
-    if (headRequired) return withoutHead(checked);
-  } else if (head.seq > lastSeq && limitSeq > lastSeq) {
+  if (head === null) return v;
+  if (head.seq > lastSeq && limitSeq > lastSeq) {
     bad(lastSeq + 1, 'truncated', `the recorded head is seq ${head.seq} but the last stored event is seq ${lastSeq}: events ${lastSeq + 1}..${head.seq} are missing`);
   } else if (head.seq < lastSeq && !head.pending) {
     // Also with upToSeq: the events checked stop at it, and any of them beyond the head is forged.
@@ -1630,7 +1632,7 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
       head === null
         ? withoutHead(scanner.rows) // whatever the chain looks like, as verify() does
         : scanner.k === null
-          ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq, true)
+          ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq)
           : await classify(scanner.k, head, databaseNeighbourhood(client, stream), sha256);
     return { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, scanner.watchedHash, scanner.lastSeq) : verdict) };
   }
@@ -1879,7 +1881,7 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
     if (s.disorder !== null) return { stream, ...disorderVerdict(s.disorder), ...skipped };
     const verdict =
       s.k === null
-        ? compareWithHead(s.checked, s.lastSeq, s.checked ? s.lastHash : null, head, limitSeq, false)
+        ? compareWithHead(s.checked, s.lastSeq, s.checked ? s.lastHash : null, head, limitSeq)
         : await classify(s.k, head, s, sha256);
     return { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, s.watchedHash, s.lastSeq, { file: true, fromSeq }) : verdict), ...skipped };
   } catch (e) {

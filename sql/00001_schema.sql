@@ -91,6 +91,9 @@ create table chainlog.stream_heads (
   stream      text        primary key,
   head_seq    bigint      not null,
   head_hash   bytea       not null,
+  -- The head event's prev_hash: lets the chain trigger claim a stream, chain an event and record it as
+  -- the head in one UPDATE (RETURNING sees only the new row). NULL until chainlog records a head.
+  prev_hash   bytea,
   -- true only inside the transaction that holds the stream's lock and wrote more than one event to it:
   -- the head is then settled at commit. Never visible to others.
   pending     boolean     not null default false,

@@ -1,13 +1,14 @@
 -- chainlog 3: the chain. A BEFORE INSERT trigger gives every event its place in its stream's chain.
 --
 -- How a writer gets a stream's head, and why it is fast:
---   * The first event a transaction writes to a stream "claims" the stream: it locks the stream's row
---     in chainlog.stream_heads until commit. Writers of one stream therefore take turns, seq is
+--   * The first event a transaction writes to a stream "claims" the stream: one UPDATE of the stream's
+--     row in chainlog.stream_heads locks it until commit, chains the event on the head it finds there
+--     and records the event as the new head. Writers of one stream therefore take turns, seq is
 --     assigned inside that critical section, and no two events can get the same predecessor. Under
 --     REPEATABLE READ or SERIALIZABLE the claim raises SQLSTATE 40001 when another transaction moved
 --     the head after this one's snapshot: retry, never a fork.
---   * That first event is then written into the head row as the new head. A one-event transaction
---     (an application logging one event per request) touches the head row once and is done.
+--   * A one-event transaction (an application logging one event per request) runs that one statement
+--     on the head row and is done.
 --   * The second event finds the head row recorded by its own transaction, marks it pending, and from
 --     then on a deferred trigger "settles" the recorded head once, at commit. The head row is written
 --     at most three times per transaction and stream, never once per event.
@@ -24,21 +25,21 @@
 -- The last event of a stream, by seq. The planner settings make this an index scan whatever the
 -- statistics say: a prototype's cached plan flipped to a full scan + sort per insert after
 -- TRUNCATE/ANALYZE of an empty table. Called at most a few times per transaction.
-create function chainlog.last_event(stream text, out seq bigint, out hash bytea)
+create function chainlog.last_event(stream text, out seq bigint, out hash bytea, out prev_hash bytea)
 language sql stable
 set search_path = pg_catalog, pg_temp
 set enable_seqscan = off
 set enable_bitmapscan = off
 set enable_sort = off
 begin atomic
-  select e.seq, e.hash from chainlog.events e
+  select e.seq, e.hash, e.prev_hash from chainlog.events e
    where e.stream = last_event.stream
    order by e.seq desc
    limit 1;
 end;
 
 comment on function chainlog.last_event(text) is
-  'The last stored event of a stream (seq, hash), or NULLs for an empty stream.';
+  'The last stored event of a stream (seq, hash, prev_hash), or NULLs for an empty stream.';
 
 -- after_seq, or the last seq of the unbroken run of stored events right after it: the next event takes
 -- the seq after that. Only called when events lie beyond a stream's recorded head (see _chain_first).
@@ -58,12 +59,13 @@ end;
 -- format_version, prev_hash, data_digest and hash filled in. Runs at most twice per transaction and
 -- stream.
 --
--- It locks the stream's head row (FOR NO KEY UPDATE: a lock, not a new row version), chains the event
--- on the head it read, and writes that event as the new head: a one-event transaction, the commonest
--- kind, then needs nothing more at commit. The next event of the stream in the transaction comes back
--- here, finds the head recorded by its own transaction, and hands it to the settle at commit by
+-- Commonly one UPDATE locks the stream's head row, chains the event on the head it holds and writes
+-- that event as the new head: a one-event transaction, the commonest kind, then needs nothing more at
+-- commit. The loop after it handles the rest. The next event of the stream in the transaction comes
+-- back here, finds the head recorded by its own transaction, and hands it to the settle at commit by
 -- marking the row pending; only then is the head carried (chainlog.head_stream, chainlog.head), so
--- that the events after it skip the lookup.
+-- that the events after it skip the lookup. A new stream gets its head row there, and stored events
+-- beyond the recorded head are stepped over there.
 -- Like last_event(), it must find the head row by its primary key whatever the statistics say (a
 -- stream_heads analyzed while nearly empty would otherwise be scanned).
 -- Settings are set by assignment, not PERFORM: an assignment is evaluated directly, PERFORM runs a query.
@@ -92,6 +94,34 @@ begin
     raise exception 'chainlog: _chain_first() is internal to the chain trigger'
       using errcode = '42501', hint = 'Insert into chainlog.events or call chainlog.append().';
   end if;
+  -- The commonest claim, in one statement instead of a locking SELECT and an UPDATE (one WAL record
+  -- and one statement less per transaction): the UPDATE waits while another writer holds the row and
+  -- then re-evaluates it on the head that writer committed, so the event is chained on the latest
+  -- head. The sub-select runs once for the row, so hash and recorded_at share one clock reading,
+  -- taken after the wait: recorded_at never goes back along a stream. The old head's hash comes back
+  -- through the row's prev_hash, since RETURNING sees only the new row (old.* needs PostgreSQL 18).
+  -- The WHERE leaves to the loop below this transaction's own head (its next event of the stream)
+  -- and stored events beyond the recorded head; a new stream has no row to update.
+  e.format_version := 1;
+  e.data_digest := chainlog.data_digest(e.payload, e.before, e.after);
+  update chainlog.stream_heads h
+     set (head_seq, head_hash, prev_hash, updated_at, recorded_by) = (
+           select h.head_seq + 1,
+                  pg_catalog.sha256(chainlog.canonical_bytes(
+                    e.format_version, h.head_hash, h.head_seq + 1, c.now, e.data_digest,
+                    e.stream, e.occurred_at, e.actor, e.actor_type, e.event_type, e.action,
+                    e.result, e.resource_type, e.resource_id, e.source_ip, e.request_id)),
+                  h.head_hash, c.now, pg_catalog.pg_current_xact_id()
+             from (values (pg_catalog.clock_timestamp())) c (now))
+   where h.stream = e.stream
+     and h.recorded_by is distinct from pg_catalog.pg_current_xact_id()
+     and (select pg_catalog.max(s.seq) from chainlog.events s where s.stream = h.stream and s.seq > h.head_seq) is null
+  returning h.head_seq, h.head_hash, h.prev_hash, h.updated_at
+       into e.seq, e.hash, e.prev_hash, e.recorded_at;
+  if found then
+    return e;
+  end if;
+
   loop
     -- Not pending: the committed head, now locked by us (waits while another writer holds it); or the
     -- exact head this transaction recorded at its first event of the stream.
@@ -152,13 +182,12 @@ begin
     -- Another transaction created the stream and committed meanwhile: claim its row.
   end loop;
 
-  -- The same assignments as the chain trigger's for later events: this copy runs with chainlog's
-  -- rights so that it can record the result as the head in the same call. verify() checks both.
+  -- The same assignments as the chain trigger's for later events (format_version and data_digest are
+  -- set above): this copy runs with chainlog's rights so that it can record the result as the head in
+  -- the same call. verify() checks both.
   e.seq := head_seq + 1;
   e.recorded_at := pg_catalog.clock_timestamp();
-  e.format_version := 1;
   e.prev_hash := head_hash;
-  e.data_digest := chainlog.data_digest(e.payload, e.before, e.after);
   e.hash := pg_catalog.sha256(chainlog.canonical_bytes(
     e.format_version, e.prev_hash, e.seq, e.recorded_at, e.data_digest,
     e.stream, e.occurred_at, e.actor, e.actor_type, e.event_type, e.action,
@@ -167,7 +196,7 @@ begin
   -- By the row's address rather than its key: a TID scan costs less to start than an index scan.
   if record_head then
     update chainlog.stream_heads h
-       set head_seq = e.seq, head_hash = e.hash, updated_at = e.recorded_at,
+       set head_seq = e.seq, head_hash = e.hash, prev_hash = e.prev_hash, updated_at = e.recorded_at,
            recorded_by = pg_catalog.pg_current_xact_id()
      where h.ctid = head_row;
     if not found then  -- cannot happen while we hold the row's lock; never chain without a head
@@ -197,6 +226,7 @@ as $$
 declare
   final_seq bigint;
   final_hash bytea;
+  final_prev bytea;
   ignored text;
 begin
   if pg_catalog.current_setting('chainlog.claiming', true) = 'on' then
@@ -207,11 +237,12 @@ begin
   -- The stored last event, not the head carried in the settings: any role can set those, and a head
   -- recorded from a forged setting would name an event that does not exist. One index probe per
   -- transaction and stream.
-  select e.seq, e.hash into final_seq, final_hash from chainlog.last_event(new.stream) e;
+  select e.seq, e.hash, e.prev_hash into final_seq, final_hash, final_prev from chainlog.last_event(new.stream) e;
 
   update chainlog.stream_heads h
      set head_seq = coalesce(final_seq, 0),
          head_hash = coalesce(final_hash, chainlog.genesis_hash()),
+         prev_hash = final_prev,
          pending = false,
          recorded_by = pg_catalog.pg_current_xact_id(),
          updated_at = pg_catalog.clock_timestamp()

@@ -302,6 +302,43 @@ describe('concurrent writers', () => {
     expect(await verify('north')).toMatchObject({ ok: true, checked: 1 });
     expect(await verify('south')).toMatchObject({ ok: true, checked: 1 });
   });
+
+  it('a writer that waited for the stream chains on the head committed meanwhile, with a later recorded_at', async () => {
+    const stream = 'waited-for';
+    await db.query(`select chainlog.append('A0', 'CREATE', $1)`, [stream]);
+    const holder = await db.connect();
+    const waiter = await db.connect();
+    await holder.query('begin');
+    await holder.query(`select chainlog.append('A1', 'CREATE', $1)`, [stream]);
+    const waiterPid = (await waiter.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+    const waited = waiter.query(`select chainlog.append('B1', 'CREATE', $1)`, [stream]);
+    // Until the waiter is blocked on the holder's lock on the stream.
+    for (let i = 0; ; i++) {
+      const { rows } = await db.query<{ blocked: boolean }>(
+        'select cardinality(pg_blocking_pids($1)) > 0 as blocked', [waiterPid]);
+      if (rows[0]!.blocked) break;
+      if (i > 500) throw new Error('the second writer never waited for the stream');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // The holder's last event is chained after the waiter began waiting.
+    await new Promise((r) => setTimeout(r, 20));
+    await holder.query(`select chainlog.append('A2', 'CREATE', $1)`, [stream]);
+    await holder.query('commit');
+    await waited;
+    const { rows } = await db.query<{ event_type: string; linked: boolean; later: boolean }>(
+      `select event_type,
+              prev_hash = lag(hash) over w as linked,
+              recorded_at >= lag(recorded_at) over w as later
+         from chainlog.events where stream = $1 window w as (order by seq) order by seq offset 1`,
+      [stream],
+    );
+    expect(rows).toEqual([
+      { event_type: 'A1', linked: true, later: true },
+      { event_type: 'A2', linked: true, later: true },
+      { event_type: 'B1', linked: true, later: true },
+    ]);
+    expect(await verify(stream)).toMatchObject({ ok: true, checked: 4 });
+  });
 });
 
 describe('the hash does not depend on the session', () => {

@@ -14,19 +14,9 @@ set -euo pipefail
 N=${1:-500}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-BIN=${PG_BINDIR:-$(pg_config --bindir)}
-WORK=$(mktemp -d /tmp/chainlog-instructions.XXXXXX)
 PORT=${PORT:-5498}
-as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -c "$*"; else bash -c "$*"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
-trap 'as_pg "$BIN/pg_ctl -D $WORK/data stop -m immediate" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
-
-as_pg "$BIN/initdb -D $WORK/data -E UTF8 --locale=C.UTF-8 -A trust" >/dev/null
-as_pg "$BIN/pg_ctl -D $WORK/data -o '-p $PORT -k $WORK' -l $WORK/log -w start" >/dev/null
-URL="postgres://postgres@127.0.0.1:$PORT/postgres"
-(cd "$ROOT" && npx tsx cli/main.ts migrate --database-url "$URL" >/dev/null)
-psql -q "$URL" -f "$ROOT/bench/sql/setup.sql"
-as_pg "$BIN/pg_ctl -D $WORK/data -w stop" >/dev/null
+source "$HERE/server.sh"
+stop_server
 
 # One INSERT per line (single-user mode runs each line as a statement and commits it). The baselines
 # get a seq from the clock, unique across runs.
@@ -43,17 +33,11 @@ statements() { # table count
   done
 }
 
-instructions() { # file
-  as_pg "valgrind --tool=callgrind --callgrind-out-file=$WORK/cg.out $BIN/postgres --single -D $WORK/data -c synchronous_commit=off postgres < $1 > $WORK/out 2>&1"
-  if grep -q ERROR "$WORK/out"; then grep -m1 ERROR "$WORK/out" >&2; exit 1; fi
-  awk '/^(summary|totals):/ { print $2; exit }' "$WORK/cg.out"
-}
-
 printf '%-16s %s\n' table 'instructions per transaction'
 for table in ${TABLES:-bench.plain bench.hashed chainlog.events}; do
   statements "$table" 100 > "$WORK/a.sql"
   statements "$table" $((100 + N)) > "$WORK/b.sql"
-  chmod 644 "$WORK"/*.sql
-  a=$(instructions "$WORK/a.sql"); b=$(instructions "$WORK/b.sql")
+  a=$(count_instructions "$WORK/a.sql" '-c synchronous_commit=off')
+  b=$(count_instructions "$WORK/b.sql" '-c synchronous_commit=off')
   printf '%-16s %d\n' "$table" $(((b - a) / N))
 done

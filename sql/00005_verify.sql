@@ -1,5 +1,5 @@
 -- chainlog 5: verification. chainlog.verify(stream) recomputes every hash and checks every link, and
--- names the first broken event and the kind of tampering. docs/VERIFY.md explains each kind.
+-- names the first broken event and the kind of tampering. docs/SQL.md explains each kind.
 --
 -- It is read-only and STABLE (every query sees one snapshot, so a writer committing meanwhile cannot
 -- make a stream look truncated), and so it also runs on a hot standby.
@@ -154,7 +154,13 @@ begin
   end if;
 
   if at_k > 1 then
-    if (select pg_catalog.count(*) from chainlog.events e
+    -- One intact event stored more than once (only possible with the unique key on (stream, seq)
+    -- gone): copies added, not a fork, which takes two different events.
+    if (select pg_catalog.count(distinct e.hash) = 1 and pg_catalog.bool_and(chainlog._content_ok(e, e.seq))
+          from chainlog.events e where e.stream = p_stream and e.seq = k) then
+      problem := 'inserted';
+      detail := pg_catalog.format('event %s is stored %s times: copies of one event', k, at_k);
+    elsif (select pg_catalog.count(*) from chainlog.events e
          where e.stream = p_stream and e.seq = k and e.prev_hash = expected_prev and chainlog._content_ok(e, e.seq)) >= 2 then
       problem := 'forked';
       detail := pg_catalog.format('%s events hold seq %s and claim the same predecessor', at_k, k);

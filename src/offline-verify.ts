@@ -1428,6 +1428,10 @@ async function classify(k: number, head: Head | null, nb: Neighbourhood, sha256:
     return say('deleted', next === k + 1 ? `event ${k} is missing` : `events ${k}..${(next ?? k) - 1} are missing`);
   }
   if (atK.length > 1) {
+    // One intact event stored more than once: copies added, not a fork (as chainlog.verify() says).
+    if (atK.every((e) => bytesEqual(hashOf(e), hashOf(atK[0])) && ok(e, Number(e.seq)))) {
+      return say('inserted', `event ${k} is stored ${atK.length} times: copies of one event`);
+    }
     const claimants = atK.filter((e) => bytesEqual(prevOf(e), expectedPrev) && ok(e, Number(e.seq))).length;
     return claimants >= 2
       ? say('forked', `${atK.length} events hold seq ${k} and claim the same predecessor`)

@@ -225,6 +225,25 @@ describe('a writer that sets chainlog\'s settings by hand or calls its internals
     expect((await db.query(`select seq::int from chainlog.append('E', 'CREATE', 'victim')`)).rows).toEqual([{ seq: 5 }]);
   });
 
+  it('an event placed further beyond the head gets in the way of transactions of several events, as THREAT-MODEL says, and one-event transactions step over it', async () => {
+    await seedStream(db.pool, 'ahead', 3);
+    // An event at seq 6, with the head at 3.
+    await asWriter(carryHead('ahead', `repeat('00', 32) || '5'`),
+      `insert into chainlog.events (stream, event_type, action) values ('ahead', 'STRAY', 'X')`);
+    const five = `insert into chainlog.events (stream, event_type, action) select 'ahead', 'E', 'X' from generate_series(1, 5)`;
+    // Its first two events take seqs 4 and 5; the third, carried, reaches seq 6. Again when retried.
+    for (let i = 0; i < 2; i++) {
+      await expect(db.query(five)).rejects.toMatchObject({ code: '23505', constraint: 'events_stream_seq_key' });
+    }
+    // One-event transactions take 4 and 5, then step over 6.
+    const seqs = [];
+    for (let i = 0; i < 3; i++) seqs.push((await db.query(`select seq::int from chainlog.append('E', 'X', 'ahead')`)).rows[0].seq);
+    expect(seqs).toEqual([4, 5, 7]);
+    await db.query(five);
+    expect((await db.query(`select head_seq::int from chainlog.streams where stream = 'ahead'`)).rows).toEqual([{ head_seq: 12 }]);
+    expect((await db.query(`select ok from chainlog.verify('ahead')`)).rows).toEqual([{ ok: false }]);
+  });
+
   it('an event carried just below the seq limit does not stop the stream: the next event takes the first free seq after the head', async () => {
     await seedStream(db.pool, 'near-limit', 2);
     await asWriter(carryHead('near-limit', `repeat('00', 32) || '9007199254740990'`),

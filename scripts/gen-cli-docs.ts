@@ -31,6 +31,11 @@ commands at once in one folder share that server, and the one that started it wa
 sessions on it to end before stopping it). Add \`--json\` for
 machine-readable output; errors are then printed as \`{"error": {...}}\` on stdout too.
 
+Without \`--json\`, every value the CLI did not write itself (a stream name, actor or payload from the
+database or a file, an error message, a name given on the command line) is shown with its control,
+DEL, C1 and bidi characters escaped (\`\\x1b\`, \`\\u202e\`): a name a writer chose cannot clear the
+screen, move the cursor or hide a \`TAMPERED\` line. \`--json\` gives the values as stored.
+
 | exit code | meaning |
 |---|---|
 | 0 | done; for \`verify\`: every chain checked is intact |

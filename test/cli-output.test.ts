@@ -163,10 +163,13 @@ describe.concurrent('the CLI prints writers\' values escaped', () => {
     expect(JSON.parse(machine.stdout).streams.map((s: { stream: string }) => s.stream).sort()).toEqual(['honest', FAKE_INTACT].sort());
   });
 
-  it('verify --file shows the stream name in an exported file escaped', async () => {
+  it('export echoes the stream name it was given escaped, and verify --file shows the name in the file escaped', async () => {
     const file = path.join(tmp, 'fake-intact.ndjson');
     const exported = await run(['export', '-s', FAKE_INTACT, '-o', file, '--database-url', url]);
     expect(exported.code, exported.stderr).toBe(0);
+    // The name comes from the command line here, and perhaps from `chainlog streams` in a script before.
+    expectNoRawControls(exported);
+    expect(exported.stderr).toContain(`chainlog verify -s '${FAKE_INTACT_SHOWN}' --offline`);
     const verified = await run(['verify', '--file', file]);
     expect(verified.code, verified.stderr).toBe(0);
     expectNoRawControls(verified);

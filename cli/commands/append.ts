@@ -8,7 +8,7 @@ import { isLosslessNumber, parse as parseLossless, stringify as stringifyLossles
 import { invalidArgument } from '../../src/errors.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
 import { withDatabase } from '../connection.js';
-import { formatRecord, progress, writeJson, writeLine, writeTable, type Output } from '../output.js';
+import { formatRecord, printable, progress, writeJson, writeLine, writeTable, type Output } from '../output.js';
 
 export interface AppendArgs extends GlobalArgs {
   stream?: string;
@@ -125,7 +125,7 @@ export async function runAppend(args: AppendArgs, out: Output): Promise<number> 
   if (batch?.length === 0) {
     // Nothing to write: no database to open, no table of heads to print.
     if (out.json) writeJson(out, { count: 0, heads: [] });
-    else writeLine(out.stderr, `No events in ${args.file === '-' ? 'stdin' : args.file}: nothing appended.`);
+    else writeLine(out.stderr, `No events in ${args.file === '-' ? 'stdin' : printable(args.file!)}: nothing appended.`);
     return EXIT.OK;
   }
 

@@ -7,7 +7,7 @@ import { invalidArgument } from '../../src/errors.js';
 import { signCheckpoint, type CheckpointHeads } from '../../src/signed-checkpoint.js';
 import { EXIT, handler, shellWord, type GlobalArgs } from '../command.js';
 import { withDatabase } from '../connection.js';
-import { writeJson, writeLine, type Output } from '../output.js';
+import { printable, writeJson, writeLine, type Output } from '../output.js';
 
 export interface CheckpointArgs extends GlobalArgs {
   key: string;
@@ -30,8 +30,8 @@ export async function runCheckpoint(args: CheckpointArgs, out: Output): Promise<
   if (out.json) {
     if (args.out !== undefined) writeJson(out, { file: args.out, key: signed.key, takenAt: heads.takenAt, streams: heads.streams.length });
   } else {
-    writeLine(out.stderr, `Signed the heads of ${heads.streams.length} stream(s) with key ${signed.key}${args.out ? `, in ${args.out}` : ''}.`);
-    writeLine(out.stderr, `Check later: chainlog verify --checkpoints ${shellWord(args.out ?? 'FILE')} --public-key PUBLIC-KEY.pem`);
+    writeLine(out.stderr, `Signed the heads of ${heads.streams.length} stream(s) with key ${signed.key}${args.out ? `, in ${printable(args.out)}` : ''}.`);
+    writeLine(out.stderr, `Check later: chainlog verify --checkpoints ${printable(shellWord(args.out ?? 'FILE'))} --public-key PUBLIC-KEY.pem`);
   }
   return EXIT.OK;
 }

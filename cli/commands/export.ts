@@ -5,7 +5,7 @@ import type { ExportSummary } from '../../src/client.js';
 import { invalidArgument } from '../../src/errors.js';
 import { EXIT, handler, seqOption, shellWord, TIME_HELP, timeOption, type GlobalArgs } from '../command.js';
 import { withDatabase } from '../connection.js';
-import { formatBytes, progress, writeJson, writeLine, type Output } from '../output.js';
+import { formatBytes, printable, progress, writeJson, writeLine, type Output } from '../output.js';
 import { fileFormat } from './verify.js';
 
 export interface ExportArgs extends GlobalArgs {
@@ -91,7 +91,7 @@ export async function runExport(args: ExportArgs, out: Output): Promise<number> 
   const from = timeOption('from', args.from);
   const to = timeOption('to', args.to);
   return withDatabase(args, out, async (db) => {
-    const timer = progress(out, `exporting ${args.stream}`);
+    const timer = progress(out, `exporting ${printable(args.stream)}`);
     const result = await db.chainlog.export({
       stream: args.stream,
       format,
@@ -109,17 +109,17 @@ export async function runExport(args: ExportArgs, out: Output): Promise<number> 
     } else {
       // On stderr, so that `chainlog export -s acme > acme.ndjson` keeps the file clean.
       const range = result.firstSeq === null ? '' : `, seq ${result.firstSeq}..${result.lastSeq}`;
-      writeLine(out.stderr, `Exported ${summary}${range}, ${formatBytes(result.bytes)} of ${format}${toStdout ? '' : ` to ${args.output}`}.`);
+      writeLine(out.stderr, `Exported ${summary}${range}, ${formatBytes(result.bytes)} of ${format}${toStdout ? '' : ` to ${printable(args.output!)}`}.`);
       writeLine(out.stderr, `Stream head: ${result.headSeq}:${result.headHash}`);
       if (Number(result.headSeq) > 0) {
-        writeLine(out.stderr, `Keep that head outside the database: \`chainlog verify -s ${shellWord(args.stream)} --offline --checkpoint ${result.headSeq}:${result.headHash}\` ` +
+        writeLine(out.stderr, `Keep that head outside the database: \`chainlog verify -s ${printable(shellWord(args.stream))} --offline --checkpoint ${result.headSeq}:${result.headHash}\` ` +
           'checks later that the stream still holds it, even if its chain and recorded head were rewritten.');
         // A head kept as plain text is only as safe as the place it is kept; a signed one is not.
         writeLine(out.stderr, 'Or sign every stream\'s head with a key the database\'s administrators do not hold: ' +
           '`chainlog checkpoint --key KEY -o heads.json`, checked later with `chainlog verify --checkpoints heads.json --public-key PUB`.');
       }
       if (advice.command) {
-        writeLine(out.stderr, `Check it later with: ${advice.command}`);
+        writeLine(out.stderr, `Check it later with: ${printable(advice.command)}`);
         if (advice.note) writeLine(out.stderr, `Warning: ${advice.note}.`);
       } else {
         writeLine(out.stderr, `No chainlog verify command for this file: ${advice.note}.`);

@@ -5,7 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { invalidArgument } from '../../src/errors.js';
 import { generateSigningKeys, keyFingerprint } from '../../src/signed-checkpoint.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
-import { writeJson, writeLine, type Output } from '../output.js';
+import { printable, writeJson, writeLine, type Output } from '../output.js';
 
 export interface KeygenArgs extends GlobalArgs {
   name: string;
@@ -29,7 +29,7 @@ export async function runKeygen(args: KeygenArgs, out: Output): Promise<number> 
   if (out.json) {
     writeJson(out, { privateKey: privateFile, publicKey: publicFile, key });
   } else {
-    writeLine(out.stdout, `Wrote ${privateFile} (signs; keep it away from the database) and ${publicFile} (checks).`);
+    writeLine(out.stdout, `Wrote ${printable(privateFile)} (signs; keep it away from the database) and ${printable(publicFile)} (checks).`);
     writeLine(out.stdout, `Key ${key}`);
   }
   return EXIT.OK;

@@ -123,7 +123,7 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
   const checkpoint = args.checkpoint === undefined ? undefined : parseCheckpoint(args.checkpoint, '--checkpoint');
 
   if (args.file) {
-    const timer = progress(out, `verifying ${args.file}`);
+    const timer = progress(out, `verifying ${printable(args.file)}`);
     let rows = 0;
     const upToSeq = seqOption('up-to-seq', args.upToSeq);
     const fromSeq = seqOption('from-seq', args.fromSeq, 1);

@@ -188,7 +188,7 @@ begin
     elsif linked_seq is not null then
       problem := 'reordered';
       detail := pg_catalog.format('event %s links to event %s instead of event %s', k, linked_seq, k - 1);
-    elsif recorded_seq is not null and k > recorded_seq then
+    elsif k > recorded_seq then
       problem := 'inserted';
       detail := pg_catalog.format('event %s lies beyond the recorded head (seq %s) and does not link to it', k, recorded_seq);
     elsif k = 1 then
@@ -199,7 +199,7 @@ begin
       problem := 'modified';
       detail := pg_catalog.format('event %s no longer has the hash that event %s recorded for it: it was changed and its hash recomputed', k - 1, k);
     end if;
-  elsif recorded_seq is not null and k > recorded_seq and linked_seq is null then
+  elsif k > recorded_seq and linked_seq is null then
     problem := 'inserted';
     detail := pg_catalog.format('event %s lies beyond the recorded head (seq %s) and its hash does not match its content', k, recorded_seq);
   elsif chainlog._content_ok(r, k + 1) and nxt.id is not null and chainlog._content_ok(nxt, k) then
@@ -229,7 +229,7 @@ begin
       detail := pg_catalog.format('the event at seq %s was removed and later events renumbered to hide the gap', k);
     end if;
   elsif linked_seq is not null and chainlog._content_ok(r, linked_seq + 1) then
-    if recorded_seq is not null and k > recorded_seq then
+    if k > recorded_seq then
       -- Beyond the recorded head, a copy of a recorded event: the events up to the head are not to blame.
       problem := 'inserted';
       detail := pg_catalog.format('event %s lies beyond the recorded head (seq %s) and repeats the event recorded at seq %s', k, recorded_seq, linked_seq + 1);

@@ -876,6 +876,8 @@ class Scanner implements Neighbourhood {
   private readonly ringSeq = [0, 0, 0];
   private readonly col: Record<Column, number>;
   private readonly textCols: number[];
+  /** payload, before and after: the data digest's input. */
+  private readonly jsonCols: number[];
   private canon = new Uint8Array(1024);
   private digestInput = new Uint8Array(4096);
   private digestLength = 0;
@@ -919,6 +921,7 @@ class Scanner implements Neighbourhood {
     if (missing.length > 0) throw bad(`the input lacks the columns ${missing.join(', ')}`);
     this.col = Object.fromEntries(EXPORT_COLUMNS.map((c) => [c, index.get(c) ?? -1])) as Record<Column, number>;
     this.textCols = TEXT_FIELDS.map((c) => this.col[c]);
+    this.jsonCols = [this.col.payload, this.col.before, this.col.after];
     this.ring = [0, 1, 2].map(() => new RowBuffer(o.columns.length));
     this.prevSeq = o.fromSeq - 1;
     this.prevHash.set(GENESIS);
@@ -1093,9 +1096,10 @@ class Scanner implements Neighbourhood {
     const bf = col.before;
     const af = col.after;
     // jsonb's text is never empty: in CSV, SQL NULL is an unquoted empty field, and "" is no JSON value.
-    if ((e[pl] === s[pl] && !r.isNull[pl]) || (e[bf] === s[bf] && !r.isNull[bf]) || (e[af] === s[af] && !r.isNull[af])) {
-      const f = e[pl] === s[pl] && !r.isNull[pl] ? 'payload' : e[bf] === s[bf] && !r.isNull[bf] ? 'before' : 'after';
-      throw bad('an empty value (""), which jsonb never is: SQL NULL is an unquoted empty field', { field: f });
+    for (const f of this.jsonCols) {
+      if (e[f] === s[f] && !r.isNull[f]) {
+        throw bad('an empty value (""), which jsonb never is: SQL NULL is an unquoted empty field', { field: this.o.columns[f]! });
+      }
     }
     const n = e[pl]! - s[pl]! + e[bf]! - s[bf]! + e[af]! - s[af]! + 2;
     if (this.digestInput.length < n) this.digestInput = new Uint8Array(n * 2);
@@ -1107,7 +1111,7 @@ class Scanner implements Neighbourhood {
     for (let i = s[bf]!, end = e[bf]!; i < end; i++) high |= d[q++] = b[i]!;
     d[q++] = 10;
     for (let i = s[af]!, end = e[af]!; i < end; i++) high |= d[q++] = b[i]!;
-    if (high > 0x7f) for (const f of [pl, bf, af]) checkUtf8(r, f, this.o.columns[f]!);
+    if (high > 0x7f) for (const f of this.jsonCols) checkUtf8(r, f, this.o.columns[f]!);
     this.digestLength = q;
     return p;
   }
@@ -1924,10 +1928,7 @@ async function fileSize(path: string): Promise<number> {
     throw new ChainlogInvalidArgumentError(`${what} ${hint}`, { code: 'CHAINLOG_INVALID_ARGUMENT', cause: e, hint });
   }
   // A pipe or a device (/dev/stdin) is read as it streams; a directory cannot be.
-  if (info.isDirectory()) {
-    const what = `${JSON.stringify(path)} is a directory, not an exported file.`;
-    throw new ChainlogInvalidArgumentError(`${what} ${hint}`, { code: 'CHAINLOG_INVALID_ARGUMENT', hint });
-  }
+  if (info.isDirectory()) throw invalidArgument(`${JSON.stringify(path)} is a directory, not an exported file.`, hint);
   return info.size;
 }
 

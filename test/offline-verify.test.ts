@@ -7,9 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ChainlogError, ChainlogFileFormatError } from '../src/errors.js';
 import { exportEvents } from '../src/export.js';
-import { verifyOffline, verifyOfflineFile, type VerifyReport } from '../src/offline-verify.js';
+import { verifyOffline, verifyOfflineFile } from '../src/offline-verify.js';
 import { useChainlogDatabase } from './support/db.js';
-import { asAttacker, scenarios, seedStream } from './support/tamper.js';
+import { asAttacker, scenarios, seedStream, sqlVerifyReport } from './support/tamper.js';
 import { VECTORS_PATH, type VectorFile } from './vectors/generate.js';
 
 const db = useChainlogDatabase();
@@ -30,15 +30,7 @@ function byteByByte(bytes: Buffer): Readable {
   })());
 }
 
-/** chainlog.verify() in the report shape of verifyOffline(). */
-async function sqlVerify(stream: string, upToSeq?: number): Promise<VerifyReport> {
-  const { rows } = await db.query(
-    'select ok, checked::int, first_bad_seq::int, problem, detail from chainlog.verify($1, $2)',
-    [stream, upToSeq ?? null],
-  );
-  const r = rows[0];
-  return { stream, ok: r.ok, checked: r.checked, firstBadSeq: r.first_bad_seq, problem: r.problem, detail: r.detail };
-}
+const sqlVerify = (stream: string, upToSeq?: number) => sqlVerifyReport(db.pool, stream, upToSeq);
 
 describe('verifyOffline() from the database', () => {
   it('reports an intact stream as ok with every event checked, like chainlog.verify()', async () => {

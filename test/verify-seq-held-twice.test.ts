@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { verifyOffline, type VerifyReport } from '../src/offline-verify.js';
 import { useChainlogDatabase } from './support/db.js';
-import { asAttacker, seedStream } from './support/tamper.js';
+import { asAttacker, seedStream, sqlVerifyReport } from './support/tamper.js';
 
 const db = useChainlogDatabase();
 
@@ -12,11 +12,7 @@ const EVENT_COLUMNS = `stream, seq, recorded_at, occurred_at, actor, actor_type,
   resource_type, resource_id, source_ip, request_id, payload, before, after, format_version`;
 
 async function bothVerifiers(stream: string): Promise<{ sql: VerifyReport; offline: VerifyReport }> {
-  const { rows } = await db.query(
-    'select ok, checked::int, first_bad_seq::int, problem, detail from chainlog.verify($1)', [stream]);
-  const r = rows[0];
-  const sql = { stream, ok: r.ok, checked: r.checked, firstBadSeq: r.first_bad_seq, problem: r.problem, detail: r.detail };
-  return { sql, offline: await verifyOffline({ db: db.pool, stream }) };
+  return { sql: await sqlVerifyReport(db.pool, stream), offline: await verifyOffline({ db: db.pool, stream }) };
 }
 
 async function withoutUniqueSeq(): Promise<void> {

@@ -2,8 +2,19 @@
 // session_replication_role = replica and edits chainlog.events directly. Each scenario knows which
 // problem kind and first_bad_seq chainlog.verify() (and the offline verifier) must report.
 import type pg from 'pg';
+import type { VerifyReport } from '../../src/offline-verify.js';
 
 type Db = Pick<pg.Client, 'query'>;
+
+/** chainlog.verify() of a stream, in the report shape of verifyOffline(), to compare the two. */
+export async function sqlVerifyReport(db: Db, stream: string, upToSeq?: number): Promise<VerifyReport> {
+  const { rows } = await db.query(
+    'select ok, checked::int, first_bad_seq::int, problem, detail from chainlog.verify($1, $2)',
+    [stream, upToSeq ?? null],
+  );
+  const r = rows[0];
+  return { stream, ok: r.ok, checked: r.checked, firstBadSeq: r.first_bad_seq, problem: r.problem, detail: r.detail };
+}
 
 /** Appends `count` events to `stream` through the normal path (the chain trigger). */
 export async function seedStream(db: Db, stream: string, count: number): Promise<void> {

@@ -150,7 +150,9 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
       writeLine(out.stderr, `Read ${timer.done(rows)}${unchecked}.`);
       if (result.skipped) {
         // Read and checked for their form, but nobody vouches for them: say so rather than pass them over.
-        const names = result.skipped.streams.map((n) => JSON.stringify(printable(n))).join(', ');
+        // Quoted as JSON, which escapes quotes, backslashes and control characters once; printable() then
+        // escapes what JSON leaves raw (DEL, C1, bidi).
+        const names = result.skipped.streams.map((n) => printable(JSON.stringify(n))).join(', ');
         writeLine(out.stderr, `Skipped ${result.skipped.rows} row(s) of other streams (${names}${result.skipped.streams.length >= SKIPPED_NAMES ? ', ...' : ''}): well-formed, but not verified.`);
       }
       if (fromSeq === undefined && report.problem === 'deleted' && report.firstBadSeq === '1' && report.checked === 0) {

@@ -4,14 +4,21 @@
 # is exact and repeatable whatever else the machine is doing, so it shows what a change to the
 # trigger or the head protocol costs per transaction, to within a few hundred instructions.
 #
-# Usage: [TABLES='chainlog.events'] bench/instructions/run.sh [N]   (needs valgrind and a PostgreSQL server install;
-#        PG_BINDIR defaults to `pg_config --bindir`; run as root or as the PostgreSQL user)
+# Usage: [TABLES='chainlog.events'] [ROWS=1] bench/instructions/run.sh [N]   (needs valgrind and a PostgreSQL
+#        server install; PG_BINDIR defaults to `pg_config --bindir`; run as root or as the PostgreSQL user)
+#
+# ROWS events per statement (default 1): ROWS=2 counts a two-event transaction, whose second event
+# takes the path of a transaction's later events (the head handed to the settle at commit). STREAMS
+# (default 1) spreads a statement's rows over that many streams in turn: ROWS=4 STREAMS=2 writes
+# s1 s2 s1 s2, whose last two events come back to a stream after another one.
 #
 # Each table gets two runs, of 100 and 100+N statements; the difference divided by N is the cost of
 # one transaction, warm-up and backend start-up cancelled out. Statements are sent by the simple
 # query protocol (parsed and planned each time), so a prepared statement costs less than shown.
 set -euo pipefail
 N=${1:-500}
+ROWS=${ROWS:-1}
+STREAMS=${STREAMS:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PORT=${PORT:-5498}
@@ -24,12 +31,20 @@ statements() { # table count
   local table=$1 count=$2 extra_cols='' extra_vals=''
   case $table in
     bench.plain) extra_cols=', seq, data_digest, prev_hash, hash'
-                 extra_vals=", (extract(epoch from clock_timestamp()) * 1e6)::bigint, sha256('a'), sha256('b'), sha256('c')" ;;
+                 extra_vals=", (extract(epoch from clock_timestamp()) * 1e6)::bigint + ROW, sha256('a'), sha256('b'), sha256('c')" ;;
     bench.hashed) extra_cols=', seq, prev_hash'
-                  extra_vals=", (extract(epoch from clock_timestamp()) * 1e6)::bigint, sha256('b')" ;;
+                  extra_vals=", (extract(epoch from clock_timestamp()) * 1e6)::bigint + ROW, sha256('b')" ;;
   esac
   for ((i = 0; i < count; i++)); do
-    echo "insert into $table (stream, occurred_at, actor, actor_type, event_type, action, result, resource_type, resource_id, source_ip, request_id, payload, before, after$extra_cols) values ('s1', now(), 'user-0042@example.com', 'user', 'INVOICE_PAID', 'UPDATE', 'success', 'invoice', 'invoice-004242', '203.0.113.7', 'req-$i', '{\"amount\": 4242, \"currency\": \"EUR\", \"reason\": \"monthly billing run\", \"client\": {\"app\": \"web\", \"version\": \"4.18.2\"}, \"tags\": [\"billing\", \"q3\"]}', '{\"status\": \"open\", \"amount\": 4242}', '{\"status\": \"paid\", \"amount\": 4242}'$extra_vals)"
+    local rows=() r request vals
+    for ((r = 0; r < ROWS; r++)); do
+      # Row 0 is written exactly as when every statement had one row; the rows after it add r to the
+      # clock's microseconds (statements run milliseconds apart under valgrind).
+      request=req-$i vals=${extra_vals// + ROW/}; if ((r > 0)); then request+=-$r vals=${extra_vals//ROW/$r}; fi
+      rows+=("('s$((r % STREAMS + 1))', now(), 'user-0042@example.com', 'user', 'INVOICE_PAID', 'UPDATE', 'success', 'invoice', 'invoice-004242', '203.0.113.7', '$request', '{\"amount\": 4242, \"currency\": \"EUR\", \"reason\": \"monthly billing run\", \"client\": {\"app\": \"web\", \"version\": \"4.18.2\"}, \"tags\": [\"billing\", \"q3\"]}', '{\"status\": \"open\", \"amount\": 4242}', '{\"status\": \"paid\", \"amount\": 4242}'$vals)")
+    done
+    local IFS=,
+    echo "insert into $table (stream, occurred_at, actor, actor_type, event_type, action, result, resource_type, resource_id, source_ip, request_id, payload, before, after$extra_cols) values ${rows[*]}"
   done
 }
 

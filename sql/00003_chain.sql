@@ -24,19 +24,24 @@
 
 -- The last event of a stream, by seq. The planner settings make this an index scan whatever the
 -- statistics say: a prototype's cached plan flipped to a full scan + sort per insert after
--- TRUNCATE/ANALYZE of an empty table. Called at most a few times per transaction.
+-- TRUNCATE/ANALYZE of an empty table. PL/pgSQL, not SQL, because PL/pgSQL keeps the query's plan for
+-- the session, while a SQL function with SET clauses is planned again at every call: a transaction
+-- that interleaves streams calls this for every event that returns to a stream.
 create function chainlog.last_event(stream text, out seq bigint, out hash bytea, out prev_hash bytea)
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 set enable_seqscan = off
 set enable_bitmapscan = off
 set enable_sort = off
-begin atomic
-  select e.seq, e.hash, e.prev_hash from chainlog.events e
+as $$
+begin
+  select e.seq, e.hash, e.prev_hash into last_event.seq, last_event.hash, last_event.prev_hash
+    from chainlog.events e
    where e.stream = last_event.stream
    order by e.seq desc
    limit 1;
 end;
+$$;
 
 comment on function chainlog.last_event(text) is
   'The last stored event of a stream (seq, hash, prev_hash), or NULLs for an empty stream.';
@@ -54,18 +59,31 @@ begin atomic
      and not exists (select from chainlog.events n where n.stream = s.stream and n.seq = s.seq + 1);
 end;
 
+-- This transaction's own pending head of a stream: the stream's stored last event, when the stream's
+-- head row is marked pending by this transaction (see _chain_first). No row otherwise. A plain SQL
+-- function, so that the planner inlines it into the statements that use it.
+create function chainlog._own_pending_head(stream text) returns table (seq bigint, hash bytea)
+language sql stable
+begin atomic
+  select l.seq, l.hash
+    from chainlog.stream_heads h cross join lateral chainlog.last_event(h.stream) l
+   where h.stream = _own_pending_head.stream and h.pending and h.recorded_by = pg_catalog.pg_current_xact_id();
+end;
+
 -- Chains the first event a transaction writes to a stream, and claims the stream for the transaction.
 -- Called by the chain trigger with the event as it will be stored; returns it with seq, recorded_at,
--- format_version, prev_hash, data_digest and hash filled in. Runs at most twice per transaction and
--- stream.
+-- format_version, prev_hash, data_digest and hash filled in. Runs for a transaction's first two
+-- events of a stream, and again for each event that comes back to a stream after another one.
 --
 -- Commonly one UPDATE locks the stream's head row, chains the event on the head it holds and writes
 -- that event as the new head: a one-event transaction, the commonest kind, then needs nothing more at
--- commit. The loop after it handles the rest. The next event of the stream in the transaction comes
--- back here, finds the head recorded by its own transaction, and hands it to the settle at commit by
--- marking the row pending; only then is the head carried (chainlog.head_stream, chainlog.head), so
--- that the events after it skip the lookup. A new stream gets its head row there, and stored events
--- beyond the recorded head are stepped over there.
+-- commit. The statements after it handle the rest. The next event of the stream in the transaction
+-- comes back here, finds the head recorded by its own transaction, and hands it to the settle at
+-- commit by marking the row pending; only then is the head carried (chainlog.head_stream,
+-- chainlog.head), so that the events after it skip the lookup. An event that comes back to a stream
+-- after another one finds the row pending and chains on the stream's stored last event. A new stream
+-- gets its head row in the loop at the end, and stored events beyond the recorded head are stepped
+-- over there.
 -- Like last_event(), it must find the head row by its primary key whatever the statistics say (a
 -- stream_heads analyzed while nearly empty would otherwise be scanned).
 -- Settings are set by assignment, not PERFORM: an assignment is evaluated directly, PERFORM runs a query.
@@ -80,7 +98,6 @@ declare
   head_hash bytea;
   -- Where the locked head row is: while we hold its lock nobody else can move it.
   head_row tid;
-  recorded_here boolean;
   -- The last stored event beyond the recorded head, if any (see below).
   beyond_seq bigint;
   -- false when the settle records this stream's head at commit (see below).
@@ -122,27 +139,50 @@ begin
     return e;
   end if;
 
-  loop
-    -- Not pending: the committed head, now locked by us (waits while another writer holds it); or the
-    -- exact head this transaction recorded at its first event of the stream.
-    select h.head_seq, h.head_hash, h.ctid, h.recorded_by = pg_catalog.pg_current_xact_id(),
+  -- A row this transaction marked pending earlier: it holds the lock and the settle is queued; its own
+  -- latest event of the stream is the head (the carried head is another stream's). This is the path of
+  -- every event that returns to a stream in a transaction that interleaves streams, so it is tried
+  -- first when the transaction carries a head, which it does once it has a pending stream. The setting
+  -- only orders the attempts: whatever it says, each of them checks the head row itself.
+  if pg_catalog.current_setting('chainlog.head_stream', true) operator(pg_catalog.<>) '' then
+    select p.seq, p.hash into head_seq, head_hash from chainlog._own_pending_head(e.stream) p;
+    record_head := not found;
+  end if;
+
+  -- This transaction recorded the stream's head itself, at its last event of the stream: this is its
+  -- next one, right after or after other streams. Recording every event would update the row once per
+  -- event (the quadratic trap): mark the row pending, which queues the settle at commit, and chain on
+  -- the head it holds. The settle trigger must fire at commit. If it fires now, inside this statement,
+  -- constraints were made immediate and the head it recorded would be stale: it checks the flag set
+  -- around the statement and refuses.
+  if record_head then
+    ignored := pg_catalog.set_config('chainlog.claiming', 'on', true);
+    update chainlog.stream_heads h set pending = true
+     where h.stream = e.stream and h.recorded_by = pg_catalog.pg_current_xact_id() and not h.pending
+    returning h.head_seq, h.head_hash into head_seq, head_hash;
+    record_head := not found;
+    ignored := pg_catalog.set_config('chainlog.claiming', 'off', true);
+  end if;
+
+  -- The same, when the transaction carries no head: it has none while no stream is pending, but a
+  -- writer can also clear the setting by hand, and the loop below does not look for a pending row.
+  if record_head then
+    select p.seq, p.hash into head_seq, head_hash from chainlog._own_pending_head(e.stream) p;
+    record_head := not found;
+  end if;
+
+  while record_head loop
+    -- Not pending: the committed head, now locked by us (waits while another writer holds it). A row
+    -- pending for this transaction is its own, found above; one another transaction has pending is
+    -- not visible.
+    select h.head_seq, h.head_hash, h.ctid,
            (select pg_catalog.max(s.seq) from chainlog.events s where s.stream = h.stream and s.seq > h.head_seq)
-      into head_seq, head_hash, head_row, recorded_here, beyond_seq
+      into head_seq, head_hash, head_row, beyond_seq
       from chainlog.stream_heads h
      where h.stream = e.stream and not (h.pending and h.recorded_by = pg_catalog.pg_current_xact_id())
        for no key update;
     if found then
-      -- This transaction recorded this head itself, at its last event of the stream: this is its next
-      -- one, right after or after other streams. Recording every event would update the row once per
-      -- event (the quadratic trap): mark the row pending, which queues the settle at commit.
-      if recorded_here then
-        -- The settle trigger must fire at commit. If it fires now, inside this statement, constraints
-        -- were made immediate and the head it recorded would be stale: it checks this flag and refuses.
-        ignored := pg_catalog.set_config('chainlog.claiming', 'on', true);
-        update chainlog.stream_heads h set pending = true where h.ctid = head_row;
-        ignored := pg_catalog.set_config('chainlog.claiming', 'off', true);
-        record_head := false;
-      elsif beyond_seq is not null then
+      if beyond_seq is not null then
         -- Stored events beyond the recorded head, which no transaction recorded: written on a carried
         -- head set by hand (docs/THREAT-MODEL.md), or around chainlog. If one holds the next seq, this
         -- event would collide with it, and so would every later writer's: the stream would take no
@@ -152,18 +192,6 @@ begin
         -- Only forward: a stored tail behind the recorded head (events cut off) stays a visible gap.
         head_seq := chainlog._last_taken_after(e.stream, head_seq);
       end if;
-      exit;
-    end if;
-
-    -- A pending row is visible only to the transaction that marked it: this one. We hold the lock and
-    -- the settle is queued; our own latest event is the head (the carried head was for another stream).
-    -- Test `pending` itself: this statement has a newer snapshot than the one above, so a row another
-    -- writer committed in between may be visible here too, and that one is not ours.
-    perform from chainlog.stream_heads h
-      where h.stream = e.stream and h.pending and h.recorded_by = pg_catalog.pg_current_xact_id();
-    if found then
-      select l.seq, l.hash into head_seq, head_hash from chainlog.last_event(e.stream) l;
-      record_head := false;
       exit;
     end if;
 
@@ -217,11 +245,16 @@ end;
 $$;
 
 -- At commit (deferred), write the stream's final head once.
+-- The lookup of the stored last event is last_event()'s query written out, under the same planner
+-- settings: a call of last_event() would save and restore its four settings once more, which costs
+-- more than the query (about 3% of a two-event transaction).
 create function chainlog._settle_head() returns trigger
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 set enable_seqscan = off
+set enable_bitmapscan = off
+set enable_sort = off
 as $$
 declare
   final_seq bigint;
@@ -237,7 +270,8 @@ begin
   -- The stored last event, not the head carried in the settings: any role can set those, and a head
   -- recorded from a forged setting would name an event that does not exist. One index probe per
   -- transaction and stream.
-  select e.seq, e.hash, e.prev_hash into final_seq, final_hash, final_prev from chainlog.last_event(new.stream) e;
+  select e.seq, e.hash, e.prev_hash into final_seq, final_hash, final_prev
+    from chainlog.events e where e.stream = new.stream order by e.seq desc limit 1;
 
   update chainlog.stream_heads h
      set head_seq = coalesce(final_seq, 0),
@@ -381,8 +415,9 @@ begin
     return new;
   end if;
 
-  -- The first (or second): claim the stream, chain the event and record it as the head, or hand the
-  -- head to the settle at commit, with chainlog's rights.
+  -- The first or second event of the stream in this transaction, or one coming back to it after another
+  -- stream's: claim the stream, chain the event and record it as the head, or hand the head to the
+  -- settle at commit, with chainlog's rights.
   new := chainlog._chain_first(new);
   return new;
 end;

@@ -162,6 +162,23 @@ describe('the chain trigger', () => {
     expect(rows).toEqual([{ stream: 'carry-a', seq: 3, matches: true }, { stream: 'carry-b', seq: 5, matches: true }]);
   });
 
+  it.each([
+    ['cleared', ''],
+    ['naming another stream', 'order-elsewhere'],
+  ])('an event coming back to a stream chains on its stored last event, with the carried stream %s by hand', async (_how, value) => {
+    const stream = `order-${value === '' ? 'cleared' : 'other'}`;
+    const client = await db.connect();
+    await client.query('begin');
+    // Two events make the stream's head pending; one of another stream takes the carried head.
+    for (const s of [stream, stream, `${stream}-b`]) await client.query(`select chainlog.append('E', 'CREATE', $1)`, [s]);
+    await client.query(`select pg_catalog.set_config('chainlog.head_stream', $1, true)`, [value]);
+    const { rows } = await client.query(`select seq::int from chainlog.append('E', 'CREATE', $1)`, [stream]);
+    expect(rows).toEqual([{ seq: 3 }]);
+    await client.query('commit');
+    expect(await verify(stream)).toMatchObject({ ok: true, checked: 3 });
+    expect(await verify(`${stream}-b`)).toMatchObject({ ok: true, checked: 1 });
+  });
+
   it('a one-event transaction writes the head row once and leaves nothing to do at commit', async () => {
     const client = await db.connect();
     await client.query(`select chainlog.append('FIRST', 'CREATE', 'one-event')`);

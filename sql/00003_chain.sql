@@ -47,17 +47,21 @@ comment on function chainlog.last_event(text) is
   'The last stored event of a stream (seq, hash, prev_hash), or NULLs for an empty stream.';
 
 -- after_seq, or the last seq of the unbroken run of stored events right after it: the next event takes
--- the seq after that. Only called when events lie beyond a stream's recorded head (see _chain_first).
+-- the seq after that. Called for a stream's first event (after_seq 0: events stored without a head
+-- row) and when events lie beyond a stream's recorded head (see _chain_first). PL/pgSQL, so that the
+-- query's plan is kept for the session: a SQL function with SET clauses is planned at every call.
 create function chainlog._last_taken_after(stream text, after_seq bigint) returns bigint
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 set enable_seqscan = off
-begin atomic
-  select coalesce(min(s.seq), after_seq) from chainlog.events s
-   where s.stream = _last_taken_after.stream and s.seq > _last_taken_after.after_seq
-     and exists (select from chainlog.events r where r.stream = s.stream and r.seq = _last_taken_after.after_seq + 1)
-     and not exists (select from chainlog.events n where n.stream = s.stream and n.seq = s.seq + 1);
+as $$
+begin
+  return (select coalesce(min(s.seq), _last_taken_after.after_seq) from chainlog.events s
+           where s.stream = _last_taken_after.stream and s.seq > _last_taken_after.after_seq
+             and exists (select from chainlog.events r where r.stream = s.stream and r.seq = _last_taken_after.after_seq + 1)
+             and not exists (select from chainlog.events n where n.stream = s.stream and n.seq = s.seq + 1));
 end;
+$$;
 
 -- This transaction's own pending head of a stream: the stream's stored last event, when the stream's
 -- head row is marked pending by this transaction (see _chain_first). No row otherwise. A plain SQL
@@ -164,17 +168,10 @@ begin
     ignored := pg_catalog.set_config('chainlog.claiming', 'off', true);
   end if;
 
-  -- The same, when the transaction carries no head: it has none while no stream is pending, but a
-  -- writer can also clear the setting by hand, and the loop below does not look for a pending row.
-  if record_head then
-    select p.seq, p.hash into head_seq, head_hash from chainlog._own_pending_head(e.stream) p;
-    record_head := not found;
-  end if;
-
   while record_head loop
     -- Not pending: the committed head, now locked by us (waits while another writer holds it). A row
-    -- pending for this transaction is its own, found above; one another transaction has pending is
-    -- not visible.
+    -- this transaction has pending is looked for at the end of the loop; one another transaction has
+    -- pending is not visible.
     select h.head_seq, h.head_hash, h.ctid,
            (select pg_catalog.max(s.seq) from chainlog.events s where s.stream = h.stream and s.seq > h.head_seq)
       into head_seq, head_hash, head_row, beyond_seq
@@ -207,7 +204,11 @@ begin
       head_hash := chainlog.genesis_hash();
       exit;
     end if;
-    -- Another transaction created the stream and committed meanwhile: claim its row.
+    -- The row exists, but the lock above did not find it. It is this transaction's own pending row,
+    -- looked for first only when the transaction carries a head, and a writer can clear that setting
+    -- by hand. Or another transaction created the stream and committed meanwhile: claim its row.
+    select p.seq, p.hash into head_seq, head_hash from chainlog._own_pending_head(e.stream) p;
+    record_head := not found;
   end loop;
 
   -- The same assignments as the chain trigger's for later events (format_version and data_digest are

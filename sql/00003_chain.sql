@@ -64,14 +64,17 @@ end;
 $$;
 
 -- This transaction's own pending head of a stream: the stream's stored last event, when the stream's
--- head row is marked pending by this transaction (see _chain_first). No row otherwise. A plain SQL
--- function, so that the planner inlines it into the statements that use it.
+-- head row is marked pending by this transaction (see _chain_first). No row otherwise. A SQL function
+-- without a SET clause, so that the planner inlines it into the statements that use it; like the
+-- format functions (sql/00002_format.sql), its body is parsed when it is created and its operators
+-- are written with their schema.
 create function chainlog._own_pending_head(stream text) returns table (seq bigint, hash bytea)
 language sql stable
 begin atomic
   select l.seq, l.hash
     from chainlog.stream_heads h cross join lateral chainlog.last_event(h.stream) l
-   where h.stream = _own_pending_head.stream and h.pending and h.recorded_by = pg_catalog.pg_current_xact_id();
+   where h.stream operator(pg_catalog.=) _own_pending_head.stream and h.pending
+     and h.recorded_by operator(pg_catalog.=) pg_catalog.pg_current_xact_id();
 end;
 
 -- Chains the first event a transaction writes to a stream, and claims the stream for the transaction.

@@ -1153,13 +1153,14 @@ class Scanner implements Neighbourhood {
     }
     const d = this.digestInput;
     let q = 0;
-    const jsonb = [col.payload, col.before, col.after];
     for (let j = 0; j < 3; j++) {
-      const f = jsonb[j]!;
+      const f = this.jsonCols[j]!;
       if (j > 0) d[q++] = 10;
       if (r.isNull[f]) continue;
       if (b[s[f]!] !== 1) throw new FormatError(`jsonb: unknown binary version ${b[s[f]!]}`);
-      for (let i = s[f]! + 1, end = e[f]!; i < end; i++) d[q++] = b[i]!;
+      // One block copy: a jsonb value is often hundreds of bytes, where a byte loop costs more.
+      d.set(b.subarray(s[f]! + 1, e[f]!), q);
+      q += e[f]! - s[f]! - 1;
     }
     this.digestLength = q;
     copyField(this.stored, 0, r, col.hash, 32);

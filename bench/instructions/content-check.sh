@@ -19,8 +19,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 PRE=$(realpath "${1:-/dev/null}")
 PORT=${PORT:-5497}
 source "$HERE/server.sh"
-# The same event as bench/instructions/run.sh, with a resource_id and request_id per row.
-psql -q "$URL" -c "insert into chainlog.events (stream, occurred_at, actor, actor_type, event_type, action, result, resource_type, resource_id, source_ip, request_id, payload, before, after) select 's1', now(), 'user-0042@example.com', 'user', 'INVOICE_PAID', 'UPDATE', 'success', 'invoice', 'invoice-' || g, '203.0.113.7', 'req-' || g, '{\"amount\": 4242, \"currency\": \"EUR\", \"reason\": \"monthly billing run\", \"client\": {\"app\": \"web\", \"version\": \"4.18.2\"}, \"tags\": [\"billing\", \"q3\"]}', '{\"status\": \"open\", \"amount\": 4242}', '{\"status\": \"paid\", \"amount\": 4242}' from generate_series(1, $N) g" \
+# The event of bench/instructions/run.sh, with a resource_id and request_id per row.
+psql -q "$URL" -c "insert into chainlog.events ($EVENT_COLUMNS) select $(event_values "'s1'" "'invoice-' || g" "'req-' || g") from generate_series(1, $N) g" \
   -c "vacuum analyze chainlog.events"
 stop_server
 

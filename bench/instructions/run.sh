@@ -41,10 +41,10 @@ statements() { # table count
       # Row 0 is written exactly as when every statement had one row; the rows after it add r to the
       # clock's microseconds (statements run milliseconds apart under valgrind).
       request=req-$i vals=${extra_vals// + ROW/}; if ((r > 0)); then request+=-$r vals=${extra_vals//ROW/$r}; fi
-      rows+=("('s$((r % STREAMS + 1))', now(), 'user-0042@example.com', 'user', 'INVOICE_PAID', 'UPDATE', 'success', 'invoice', 'invoice-004242', '203.0.113.7', '$request', '{\"amount\": 4242, \"currency\": \"EUR\", \"reason\": \"monthly billing run\", \"client\": {\"app\": \"web\", \"version\": \"4.18.2\"}, \"tags\": [\"billing\", \"q3\"]}', '{\"status\": \"open\", \"amount\": 4242}', '{\"status\": \"paid\", \"amount\": 4242}'$vals)")
+      rows+=("($(event_values "'s$((r % STREAMS + 1))'" "'invoice-004242'" "'$request'")$vals)")
     done
     local IFS=,
-    echo "insert into $table (stream, occurred_at, actor, actor_type, event_type, action, result, resource_type, resource_id, source_ip, request_id, payload, before, after$extra_cols) values ${rows[*]}"
+    echo "insert into $table ($EVENT_COLUMNS$extra_cols) values ${rows[*]}"
   done
 }
 

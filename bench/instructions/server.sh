@@ -1,7 +1,7 @@
 # Sourced by the instruction counters: a scratch PostgreSQL cluster in $WORK with chainlog installed
 # and the bench baselines set up, stopped again so that single-user backends can be counted on it.
-# Sets BIN, WORK, URL, as_pg, stop_server and count_instructions; removes the cluster on exit. Needs
-# ROOT (the project) and PORT.
+# Sets BIN, WORK, URL, as_pg, stop_server, count_instructions, EVENT_COLUMNS and event_values; removes
+# the cluster on exit. Needs ROOT (the project) and PORT.
 BIN=${PG_BINDIR:-$(pg_config --bindir)}
 WORK=$(mktemp -d /tmp/chainlog-instructions.XXXXXX)
 as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -c "$*"; else bash -c "$*"; fi; }
@@ -15,6 +15,13 @@ URL="postgres://postgres@127.0.0.1:$PORT/postgres"
 psql -q "$URL" -f "$ROOT/bench/sql/setup.sql"
 # Callers load their data through $URL, then call stop_server.
 stop_server() { as_pg "$BIN/pg_ctl -D $WORK/data -w stop" >/dev/null; }
+
+# The event both counters write (the insert workloads' shape, ≈ 350 canonical bytes): its columns, and
+# its values as SQL for the stream, resource_id and request_id given as SQL expressions.
+EVENT_COLUMNS='stream, occurred_at, actor, actor_type, event_type, action, result, resource_type, resource_id, source_ip, request_id, payload, before, after'
+event_values() { # stream resource_id request_id
+  echo "$1, now(), 'user-0042@example.com', 'user', 'INVOICE_PAID', 'UPDATE', 'success', 'invoice', $2, '203.0.113.7', $3, '{\"amount\": 4242, \"currency\": \"EUR\", \"reason\": \"monthly billing run\", \"client\": {\"app\": \"web\", \"version\": \"4.18.2\"}, \"tags\": [\"billing\", \"q3\"]}', '{\"status\": \"open\", \"amount\": 4242}', '{\"status\": \"paid\", \"amount\": 4242}'"
+}
 
 # The instructions a single-user backend spends running the statements in file $1 (options for the
 # backend in $2); callgrind's output is kept in $1.out, the backend's in $1.txt.

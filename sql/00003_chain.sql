@@ -264,6 +264,8 @@ declare
   final_seq bigint;
   final_hash bytea;
   final_prev bytea;
+  -- How many stored events lie beyond the head this transaction recorded first (new.head_seq).
+  stored_beyond bigint;
   ignored text;
 begin
   if pg_catalog.current_setting('chainlog.claiming', true) = 'on' then
@@ -273,9 +275,23 @@ begin
   end if;
   -- The stored last event, not the head carried in the settings: any role can set those, and a head
   -- recorded from a forged setting would name an event that does not exist. One index probe per
-  -- transaction and stream.
-  select e.seq, e.hash, e.prev_hash into final_seq, final_hash, final_prev
+  -- transaction and stream, and a count of the events beyond the head this transaction recorded at its
+  -- first event of the stream (new.head_seq): its own events follow that head without a gap.
+  -- The count's ORDER BY, with enable_sort off, keeps it on the (stream, seq) index: counting a few rows
+  -- is planned cheaper through the (stream, recorded_at) index, which reads the whole stream.
+  select e.seq, e.hash, e.prev_hash,
+         (select pg_catalog.count(*) from (select from chainlog.events c
+                                            where c.stream = new.stream and c.seq > new.head_seq order by c.seq) own)
+    into final_seq, final_hash, final_prev, stored_beyond
     from chainlog.events e where e.stream = new.stream order by e.seq desc limit 1;
+  -- A gap means the last event is not this transaction's: one stored beyond its events, written on a
+  -- head carried in settings set by hand (docs/THREAT-MODEL.md). Recording it would let a writer end
+  -- the stream, by placing it just below the seq limit: record the end of this transaction's own run.
+  if final_seq - new.head_seq <> stored_beyond then
+    final_seq := chainlog._last_taken_after(new.stream, new.head_seq);
+    select e.hash, e.prev_hash into final_hash, final_prev
+      from chainlog.events e where e.stream = new.stream and e.seq = final_seq order by e.id limit 1;
+  end if;
 
   update chainlog.stream_heads h
      set head_seq = coalesce(final_seq, 0),
@@ -340,9 +356,11 @@ create trigger stream_heads_no_rename
 -- It is neither SECURITY DEFINER nor has a SET clause, because either costs a context switch or a
 -- settings save/restore per row; the step that needs chainlog's own privileges, _chain_first(), is
 -- security definer and runs at most twice per transaction and stream. Names are schema-qualified,
--- types included: without a SET clause it resolves them with the caller's search_path, which puts the
--- session's temporary schema first for types, and it also runs with chainlog's rights when
--- begin_maintenance() inserts (a look-alike pg_temp.text there would run its code as the owner).
+-- types and operators included: without a SET clause it resolves them with the caller's search_path,
+-- which puts the session's temporary schema first for types, and a writer can put a schema of its own
+-- before pg_catalog (an "=" of its own would wave empty fields through the checks below). It also runs
+-- with chainlog's rights when begin_maintenance() inserts (a look-alike pg_temp.text there would run
+-- its code as the owner).
 create function chainlog._chain_event() returns trigger
 language plpgsql
 as $$
@@ -350,6 +368,7 @@ declare
   actor_from_role pg_catalog.bool := false;
   ignored pg_catalog.text;
   carried pg_catalog.text;
+  setting pg_catalog.text;
 begin
   if new.seq is not null or new.recorded_at is not null or new.prev_hash is not null
      or new.hash is not null or new.data_digest is not null or new.format_version is not null then
@@ -365,18 +384,22 @@ begin
   end if;
 
   -- Context not given in the row comes from the transaction's settings (SET LOCAL chainlog.actor = ...).
+  -- An empty setting counts as unset. (Written with a qualified operator rather than NULLIF, whose
+  -- equality operator would be looked up in the caller's search_path.)
   if new.actor is null or new.actor_type is null or new.source_ip is null or new.request_id is null then
     if new.actor is null then
-      new.actor := nullif(pg_catalog.current_setting('chainlog.actor', true), '');
-      if new.actor is null then
+      setting := pg_catalog.current_setting('chainlog.actor', true);
+      if setting operator(pg_catalog.<>) '' then
+        new.actor := setting;
+      else
         new.actor := session_user;
         actor_from_role := true;
       end if;
     end if;
     if new.actor_type is null then
-      new.actor_type := coalesce(
-        nullif(pg_catalog.current_setting('chainlog.actor_type', true), ''),
-        case when actor_from_role then 'service' else 'user' end);
+      setting := pg_catalog.current_setting('chainlog.actor_type', true);
+      new.actor_type := case when setting operator(pg_catalog.<>) '' then setting
+                             when actor_from_role then 'service' else 'user' end;
     end if;
     if new.source_ip is null then
       -- _setting_inet() only when the setting is set: its exception block costs a subtransaction per
@@ -387,14 +410,18 @@ begin
         pg_catalog.inet_client_addr());
     end if;
     if new.request_id is null then
-      new.request_id := nullif(pg_catalog.current_setting('chainlog.request_id', true), '');
+      setting := pg_catalog.current_setting('chainlog.request_id', true);
+      if setting operator(pg_catalog.<>) '' then
+        new.request_id := setting;
+      end if;
     end if;
   end if;
 
-  if new.stream is null or new.stream = '' or new.event_type is null or new.event_type = ''
-     or new.action is null or new.action = '' or new.actor = ''
-     or new.result is null or new.result not in ('success', 'failure')
-     or new.actor_type not in ('user', 'api_key', 'service', 'system')
+  if new.stream is null or new.stream operator(pg_catalog.=) '' or new.event_type is null
+     or new.event_type operator(pg_catalog.=) '' or new.action is null or new.action operator(pg_catalog.=) ''
+     or new.actor operator(pg_catalog.=) '' or new.result is null
+     or not (new.result operator(pg_catalog.=) any ('{success,failure}'::pg_catalog.text[]))
+     or not (new.actor_type operator(pg_catalog.=) any ('{user,api_key,service,system}'::pg_catalog.text[]))
      or not pg_catalog.isfinite(new.occurred_at) then
     perform chainlog._reject_invalid_event(new.stream, new.event_type, new.action, new.actor,
                                            new.actor_type, new.result, new.occurred_at);

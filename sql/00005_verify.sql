@@ -146,6 +146,13 @@ begin
 
   if at_k = 0 then
     select pg_catalog.min(e.seq) into next_present from chainlog.events e where e.stream = p_stream and e.seq > k;
+    if k > recorded_seq then
+      -- Every event up to the recorded head is there: the ones after the gap were stored beyond it.
+      first_bad_seq := next_present; problem := 'inserted';
+      detail := pg_catalog.format('events from seq %s on lie beyond the recorded head (seq %s), after a gap', next_present, recorded_seq);
+      return next;
+      return;
+    end if;
     problem := 'deleted';
     detail := case when next_present = k + 1 then pg_catalog.format('event %s is missing', k)
                    else pg_catalog.format('events %s..%s are missing', k, next_present - 1) end;

@@ -4,14 +4,22 @@
 // The rows leave PostgreSQL by COPY TO STDOUT. CSV is piped straight to the output; for NDJSON the
 // columns come in binary and the lines are built in Node (src/ndjson-lines.ts). The session settings that
 // change how values print are pinned, so the same events export to the same bytes whatever the caller's
-// session looks like, and the whole export reads one snapshot.
+// session looks like, and the whole export reads one snapshot (bounded by the head read first, so also
+// inside a caller's READ COMMITTED transaction, where each statement has its own).
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import type { Readable, Writable } from 'node:stream';
+import { connect as netConnect } from 'node:net';
+import { PassThrough, Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { ChainlogConnectionError, ChainlogInvalidArgumentError, ChainlogUnknownStreamError, toChainlogError } from './errors.js';
+import {
+  ChainlogConnectionError,
+  ChainlogError,
+  ChainlogInvalidArgumentError,
+  ChainlogUnknownStreamError,
+  toChainlogError,
+} from './errors.js';
 import { toHex } from './format.js';
 import { NdjsonLines, type NdjsonField } from './ndjson-lines.js';
 
@@ -129,13 +137,24 @@ export async function onWatchedSession<T>(db: Db, fn: (client: pg.ClientBase, un
   }
 }
 
+export interface PinnedSession {
+  /**
+   * True when every statement takes a snapshot of its own: a client joined inside a READ COMMITTED
+   * transaction. Reads that must agree with each other (a head, then the rows up to it) cannot count on
+   * one snapshot then, and must check that nothing was committed between them.
+   */
+  snapshotPerStatement: boolean;
+}
+
 /**
  * Runs `fn` on one connection inside one REPEATABLE READ READ ONLY snapshot with PINNED_SETTINGS, and
  * leaves the connection as it found it. A pool lends a connection for the call. A client already inside
- * a transaction is joined through a savepoint (its snapshot is the caller's; the settings are undone).
- * A connection lost on the way is a ChainlogConnectionError (onWatchedSession).
+ * a transaction is joined through a savepoint: the snapshot is then the caller's, one for the whole call
+ * only if that transaction is REPEATABLE READ or SERIALIZABLE (`session.snapshotPerStatement` says when
+ * it is not); the settings are undone. A connection lost on the way is a ChainlogConnectionError
+ * (onWatchedSession).
  */
-export function withPinnedSnapshot<T>(db: Db, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+export function withPinnedSnapshot<T>(db: Db, fn: (client: pg.ClientBase, session: PinnedSession) => Promise<T>): Promise<T> {
   return onWatchedSession(db, async (client, unusable) => {
     const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
     if (status === 'E') {
@@ -150,7 +169,10 @@ export function withPinnedSnapshot<T>(db: Db, fn: (client: pg.ClientBase) => Pro
     let result: T;
     try {
       await client.query(SET_PINNED);
-      result = await fn(client);
+      // READ UNCOMMITTED behaves as READ COMMITTED in PostgreSQL: a snapshot per statement too.
+      const isolation = joined ? (await client.query<{ transaction_isolation: string }>('show transaction_isolation')).rows[0]!.transaction_isolation : null;
+      const snapshotPerStatement = isolation !== null && isolation !== 'repeatable read' && isolation !== 'serializable';
+      result = await fn(client, { snapshotPerStatement });
     } catch (e) {
       // Keep fn's error: a ROLLBACK that fails too (the connection is gone) only marks the session broken.
       await client.query(undo).catch(unusable);
@@ -162,6 +184,102 @@ export function withPinnedSnapshot<T>(db: Db, fn: (client: pg.ClientBase) => Pro
     });
     return result;
   });
+}
+
+// How long an abandoned COPY may take to stop (cancelled, the rest of its output read and dropped)
+// before its connection is closed instead: a server that ignores the cancel must not hold the call.
+const STOP_COPY_WITHIN_MS = 5_000;
+
+/** What node-postgres keeps on a connected client that a cancel request needs (not in its types). */
+interface CancelTarget {
+  processID?: unknown;
+  secretKey?: unknown;
+  host?: string;
+  port?: number;
+}
+
+/**
+ * Asks the server to cancel the statement `client`'s session is running: PostgreSQL's CancelRequest,
+ * sent over a connection of its own (no login needed, so it works for a client the caller passed, with
+ * no pool to borrow from). Resolves once the server has closed that connection, by which time it has
+ * signalled the session; never rejects. A cancel that arrives after the statement ended is ignored by
+ * the server as long as no next statement has been sent, which is why callers wait for this.
+ */
+function requestCancel(client: pg.ClientBase): Promise<void> {
+  const { processID, secretKey, host, port } = client as unknown as CancelTarget;
+  if (typeof processID !== 'number' || typeof secretKey !== 'number' || typeof port !== 'number') return Promise.resolve();
+  return new Promise((resolve) => {
+    const socket = host?.startsWith('/') ? netConnect(`${host}/.s.PGSQL.${port}`) : netConnect(port, host);
+    const request = Buffer.alloc(16);
+    request.writeInt32BE(16, 0);
+    request.writeInt32BE(80877102, 4); // the CancelRequest code
+    request.writeInt32BE(processID, 8);
+    request.writeInt32BE(secretKey, 12);
+    socket.once('connect', () => socket.end(request));
+    socket.setTimeout(STOP_COPY_WITHIN_MS, () => socket.destroy());
+    socket.on('error', () => {}); // unreachable: the COPY is still drained; 'close' follows
+    socket.once('close', () => resolve());
+    socket.resume();
+  });
+}
+
+export interface CopyOutResult<T> {
+  value: T;
+  /** The COPY's row count, known once the statement queued after it has run (it comes with the command tag). */
+  copy: { readonly rowCount: number };
+}
+
+/**
+ * Runs `sql`, a COPY ... TO STDOUT, and hands its output to `consume` as a stream that `consume` may
+ * stop reading at any point (throw, or destroy the stream) without leaving the session stuck.
+ *
+ * pg-copy-streams takes the connection's socket over for a COPY and gives it back to node-postgres only
+ * when the server ends the COPY; destroying its stream just stops reading the socket. The server then
+ * blocks writing, and every later statement on the session (the ROLLBACK that ends the snapshot) waits
+ * behind the COPY forever. So `consume` gets a stream fed from the COPY, and when `consume` fails before
+ * the COPY has ended, the COPY is cancelled and the rest of its output read and dropped until the server
+ * hands the session back; the session is then usable again. If that takes longer than
+ * STOP_COPY_WITHIN_MS, the connection is closed (a pooled one is then discarded by the failed ROLLBACK).
+ */
+export async function copyOut<T>(client: pg.ClientBase, sql: string, consume: (rows: Readable) => Promise<T>): Promise<CopyOutResult<T>> {
+  const copy = client.query(copyTo(sql));
+  const rows = new PassThrough();
+  let ended = false;
+  const copyEnded = new Promise<void>((resolve) => {
+    const end = () => {
+      ended = true;
+      resolve();
+    };
+    copy.once('end', end);
+    // Kept for good: a cancelled COPY reports its error after the consumer has gone.
+    copy.on('error', (e) => {
+      end();
+      rows.destroy(e);
+    });
+  });
+  copy.pipe(rows);
+  try {
+    return { value: await consume(rows), copy };
+  } finally {
+    if (!ended) await stopCopy(client, copy, copyEnded);
+  }
+}
+
+async function stopCopy(client: pg.ClientBase, copy: Readable, copyEnded: Promise<void>): Promise<void> {
+  copy.unpipe();
+  copy.resume(); // read and drop the rest
+  const cancelled = requestCancel(client);
+  let timer: NodeJS.Timeout | undefined;
+  const stopped = await Promise.race([
+    copyEnded.then(() => true),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), STOP_COPY_WITHIN_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  // With a statement still active, end() closes the socket at once; the COPY and what is queued behind it fail.
+  if (!stopped) await (client as pg.Client).end().catch(() => {});
+  await cancelled;
 }
 
 export interface StreamHead {
@@ -192,7 +310,11 @@ export interface ExportProgress {
 }
 
 export interface ExportOptions {
-  /** A pool (a connection is borrowed) or a client (a transaction already open on it is joined). */
+  /**
+   * A pool (a connection is borrowed) or a client (a transaction already open on it is joined). When the
+   * export fails partway (its output, onProgress), its COPY is cancelled: the client stays usable, in the
+   * transaction it was in (its connection is closed only if the server does not stop within 5 seconds).
+   */
   db: Db;
   stream: string;
   /** First seq to export (inclusive). Default 1. */
@@ -213,7 +335,10 @@ export interface ExportOptions {
    * prints the jsonb; hashes are lowercase hex; a column that is SQL NULL is left out of the object.
    */
   format: 'csv' | 'ndjson';
-  /** A file path (created or truncated) or a stream, which is ended when the export finishes. */
+  /**
+   * A file path (created or truncated) or a stream, which is ended when the export finishes. When it
+   * fails (EPIPE, ENOSPC, ...) the export rejects with a ChainlogError naming it, with its code.
+   */
   output: string | Writable;
   onProgress?: (progress: ExportProgress) => void;
 }
@@ -313,19 +438,54 @@ function ndjsonField(name: ExportColumn): NdjsonField & { select: string } {
 
 const NDJSON_FIELDS = EXPORT_COLUMNS.map(ndjsonField);
 
-/** Counts the bytes (and, for onProgress, the lines) of a CSV COPY piped straight to the output. */
-function countCsv(copy: Readable, onProgress: ExportOptions['onProgress']): () => number {
-  let bytes = 0;
-  let lines = 0;
-  copy.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    if (onProgress) {
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-      // Minus the header line.
-      onProgress({ rows: Math.max(0, lines - 1), bytes });
+/**
+ * Passes a CSV COPY through to the output, counting its bytes (and, for onProgress, its lines). A stage
+ * of the pipeline rather than a 'data' listener, so that an onProgress that throws fails the export
+ * instead of escaping from the socket's event handler.
+ */
+class CsvCounter extends Transform {
+  bytes = 0;
+  private lines = 0;
+
+  constructor(private readonly onProgress: ExportOptions['onProgress']) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    try {
+      if (this.onProgress) {
+        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.lines++;
+        // Minus the header line.
+        this.onProgress({ rows: Math.max(0, this.lines - 1), bytes: this.bytes });
+      }
+    } catch (e) {
+      return done(e as Error);
     }
+    done(null, chunk);
+  }
+}
+
+/** The output of an export, as an error message names it. */
+function outputName(output: string | Writable): string {
+  if (typeof output === 'string') return JSON.stringify(output);
+  if (output === process.stdout) return 'standard output';
+  return 'the output stream';
+}
+
+/**
+ * The error for an export whose output failed (a closed pipe, a full disk, a reader that went away):
+ * named as the output's, not the database's, with the system error's code (EPIPE, ENOSPC, ...) or
+ * CHAINLOG_OUTPUT. The database session is fine, and stays in the pool.
+ */
+function outputError(e: unknown, output: string | Writable): ChainlogError {
+  const { code, message } = (typeof e === 'object' && e !== null ? e : { message: String(e) }) as { code?: unknown; message?: unknown };
+  const hint = 'Nothing is wrong with the database: check where the export is written (a pipe whose reader exited, a full disk, a missing folder).';
+  return new ChainlogError(`could not write the export to ${outputName(output)}: ${String(message)}. ${hint}`, {
+    code: typeof code === 'string' ? code : 'CHAINLOG_OUTPUT',
+    cause: e,
+    hint,
   });
-  return () => bytes;
 }
 
 /**
@@ -353,22 +513,32 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
       });
     }
     const toSeq = Math.min(head.seq, toSeqOption ?? head.seq);
-    const copy = client.query(copyTo(exportCopySql(client, { stream, fromSeq, toSeq, from: fromTime, to: toTime, format })));
     const sink = typeof output === 'string' ? createWriteStream(output) : output;
-    let bytes: () => number;
+    const counter = format === 'csv' ? new CsvCounter(onProgress) : new NdjsonLines(NDJSON_FIELDS, onProgress);
+    // Which failed first, the output or what feeds it (the COPY, onProgress): the pipeline then destroys
+    // every other stage with that same error.
+    let outputFailedFirst: boolean | undefined;
+    counter.on('error', () => {
+      outputFailedFirst ??= false;
+    });
+    const onOutputError = () => {
+      outputFailedFirst ??= true;
+    };
+    sink.on('error', onOutputError);
+    let copy: CopyOutResult<void>['copy'];
     try {
-      if (format === 'csv') {
-        bytes = countCsv(copy, onProgress);
-        await pipeline(copy, sink);
-      } else {
-        const lines = new NdjsonLines(NDJSON_FIELDS, onProgress);
-        bytes = () => lines.bytes;
-        await pipeline(copy, lines, sink);
-      }
+      ({ copy } = await copyOut(client, exportCopySql(client, { stream, fromSeq, toSeq, from: fromTime, to: toTime, format }), async (rows) => {
+        rows.on('error', () => {
+          outputFailedFirst ??= false;
+        });
+        await pipeline(rows, counter, sink);
+      }));
     } catch (e) {
       // A file cut short would pass for an export of fewer events: remove the file this call wrote.
       if (typeof output === 'string') await rm(output, { force: true }).catch(() => {});
-      throw e;
+      throw outputFailedFirst ? outputError(e, output) : e;
+    } finally {
+      sink.removeListener('error', onOutputError);
     }
     // The first and last rows written, read in the same snapshot with the same filter and order. Queued
     // behind the COPY, this also waits for the row count, which arrives with COPY's command tag.
@@ -382,7 +552,7 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
     const ends = rows[0]!;
     return {
       rows: copy.rowCount,
-      bytes: bytes(),
+      bytes: counter.bytes,
       headSeq: head.seq,
       headHash: head.hash,
       firstSeq: ends.first_seq === null ? null : Number(ends.first_seq),

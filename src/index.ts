@@ -58,6 +58,7 @@ export {
   dataDigest,
   defaultSha256,
   eventHash,
+  eventTextFromColumns,
   FORMAT_VERSION,
   FormatError,
   genesisHash,

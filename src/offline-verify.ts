@@ -19,10 +19,9 @@ import { access, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { applyCheckpoint, checkpointWithin, removedStream, type Checkpoint, type CheckpointArg } from './checkpoint.js';
 import { ChainlogError, ChainlogFileFormatError, ChainlogInvalidArgumentError, ChainlogUnknownStreamError, invalidArgument } from './errors.js';
-import { EXPORT_COLUMNS, readStreamHead, withPinnedSnapshot, type Db } from './export.js';
+import { copyOut, EXPORT_COLUMNS, readStreamHead, withPinnedSnapshot, type Db, type StreamHead } from './export.js';
 import { ContentCheckPool } from './hash-workers.js';
 import {
   ANY_FORM,
@@ -946,6 +945,12 @@ class Scanner implements Neighbourhood {
         return r;
       }
       this.ringSeq[this.ri] = seq;
+      if (this.k === null && seq > this.o.limitSeq && this.prevSeq < this.o.limitSeq && seq !== this.prevSeq + 1) {
+        // The first row beyond upToSeq, after a gap that starts within it: the chain goes on, so the
+        // events from prevSeq + 1 on are missing, not merely outside the range.
+        this.k = this.prevSeq + 1;
+        this.onBroken(r, seq, this.canon);
+      }
       if (this.k === null && seq <= this.o.limitSeq) {
         this.check(r, seq);
       } else {
@@ -1430,6 +1435,10 @@ async function classify(k: number, head: Head | null, nb: Neighbourhood, sha256:
 
   if (atK.length === 0) {
     const next = await nb.nextPresent(k);
+    if (head !== null && k > head.seq && next !== null) {
+      // Every event up to the recorded head is there: the ones after the gap were stored beyond it.
+      return say('inserted', `events from seq ${next} on lie beyond the recorded head (seq ${head.seq}), after a gap`, next);
+    }
     return say('deleted', next === k + 1 ? `event ${k} is missing` : `events ${k}..${(next ?? k) - 1} are missing`);
   }
   if (atK.length > 1) {
@@ -1488,7 +1497,11 @@ async function classify(k: number, head: Head | null, nb: Neighbourhood, sha256:
 // From the database.
 
 export interface VerifyOfflineOptions {
-  /** A pool (a connection is borrowed) or a client (a transaction already open on it is joined). */
+  /**
+   * A pool (a connection is borrowed) or a client (a transaction already open on it is joined). In a
+   * joined READ COMMITTED transaction each statement has its own snapshot: a problem found while the
+   * stream was appended to is then a ChainlogError CHAINLOG_CONCURRENT_APPEND, not a report.
+   */
   db: Db;
   stream: string;
   /** Verify only up to this seq, like chainlog.verify(stream, up_to_seq). */
@@ -1583,8 +1596,9 @@ function unknownStream(stream: string): ChainlogUnknownStreamError {
 }
 
 /**
- * Verifies `stream` in TypeScript from a COPY of its rows, in one REPEATABLE READ snapshot, without
- * calling any chainlog function. Reports what chainlog.verify() reports (problem and firstBadSeq agree).
+ * Verifies `stream` in TypeScript from a COPY of its rows, in one REPEATABLE READ snapshot (when joined,
+ * the caller's: see VerifyOfflineOptions.db for READ COMMITTED), without calling any chainlog function.
+ * Reports what chainlog.verify() reports (problem and firstBadSeq agree).
  */
 export async function verifyOffline(options: VerifyOfflineOptions): Promise<VerifyReport> {
   const { db, stream, upToSeq, onProgress } = options;
@@ -1595,9 +1609,9 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
   const sha256 = options.sha256 ?? nodeSha256;
   const limitSeq = upToSeq ?? Number.MAX_SAFE_INTEGER;
 
-  return withPinnedSnapshot(db, async (client) => {
+  return withPinnedSnapshot(db, async (client, session) => {
     try {
-      return await verifyInSnapshot(client);
+      return await verifyInSnapshot(client, session.snapshotPerStatement);
     } catch (e) {
       if (!(e instanceof FormatError)) throw e;
       const hint = `Check the stream in the database: SELECT * FROM chainlog.verify('${stream.replace(/'/g, "''")}').`;
@@ -1609,7 +1623,7 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
     }
   });
 
-  async function verifyInSnapshot(client: pg.ClientBase): Promise<VerifyReport> {
+  async function verifyInSnapshot(client: pg.ClientBase, snapshotPerStatement: boolean): Promise<VerifyReport> {
     const recorded = await readStreamHead(client, stream);
     const head = recorded ? { seq: recorded.seq, hash: parseBytea(recorded.hash), pending: recorded.pending } : null;
     const where = `e.stream = ${client.escapeLiteral(stream)}${upToSeq === undefined ? '' : ` and e.seq <= ${upToSeq}`}`;
@@ -1621,12 +1635,14 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
       });
       const parser = new BinaryCopyParser(new RowBuffer(EXPORT_COLUMNS.length), scanner.row);
       let bytes = 0;
-      for await (const chunk of client.query(copyTo(sql)) as AsyncIterable<Buffer>) {
-        parser.push(chunk);
-        bytes += chunk.length;
-        onProgress?.({ rows: scanner.rows, bytes, pass });
-        if (pool) await pool.backpressure();
-      }
+      await copyOut(client, sql, async (rows) => {
+        for await (const chunk of rows as AsyncIterable<Buffer>) {
+          parser.push(chunk);
+          bytes += chunk.length;
+          onProgress?.({ rows: scanner.rows, bytes, pass });
+          if (pool) await pool.backpressure();
+        }
+      });
       parser.end();
       return scanner;
     };
@@ -1643,8 +1659,28 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
         : scanner.k === null
           ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq)
           : await classify(scanner.k, head, databaseNeighbourhood(client, stream), sha256);
-    return { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, scanner.watchedHash, scanner.lastSeq) : verdict) };
+    const report = { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, scanner.watchedHash, scanner.lastSeq) : verdict) };
+    // Joined inside the caller's READ COMMITTED transaction, the head and the rows were read in snapshots
+    // of their own: an append committed in between looks like events inserted beyond the head. A problem
+    // found then stands only if the head has not moved since. (A chain found intact up to the head read
+    // first is intact, whatever was appended after it.)
+    if (snapshotPerStatement && !report.ok) {
+      const now = await readStreamHead(client, stream);
+      if (now?.seq !== recorded?.seq || now?.hash !== recorded?.hash) throw appendedWhileRead(stream, recorded, now);
+    }
+    return report;
   }
+}
+
+/** verifyOffline() in a READ COMMITTED transaction saw the stream's head move while it read the stream. */
+function appendedWhileRead(stream: string, before: StreamHead | null, after: StreamHead | null): ChainlogError {
+  const seq = (head: StreamHead | null) => (head === null ? 'none' : `seq ${head.seq}`);
+  const hint = 'Run it again with a pool (db: pool), or in a REPEATABLE READ transaction, where the whole verification reads one snapshot.';
+  return new ChainlogError(
+    `stream "${stream}" was appended to while verifyOffline read it in a READ COMMITTED transaction (its recorded head went from ${seq(before)} to ${seq(after)}), ` +
+      `so its rows and its head come from different snapshots and nothing can be concluded about its chain. ${hint}`,
+    { code: 'CHAINLOG_CONCURRENT_APPEND', hint },
+  );
 }
 
 /** The rows around a broken position, read with plain SELECTs in the same snapshot. */
@@ -1679,7 +1715,7 @@ export interface VerifyFileOptions {
   path?: string;
   /** Or its bytes, as a stream. */
   input?: Readable | AsyncIterable<Uint8Array>;
-  /** Default: from the file name (.ndjson / .jsonl), else csv. */
+  /** Default: from the file name (.ndjson, .jsonl or .json), else csv. */
   format?: 'csv' | 'ndjson';
   /**
    * Verify only this stream's rows. Needed for a file holding rows of several streams, which is refused
@@ -1693,7 +1729,7 @@ export interface VerifyFileOptions {
    * it). Without it the end of the file is taken as the end of the chain: a file cut short still verifies.
    * Refused beyond upToSeq, where it could not be checked.
    */
-  expectedHead?: { seq: number; hash: string | Uint8Array };
+  expectedHead?: { seq: number | string | bigint; hash: string | Uint8Array };
   /** Verify only up to this seq. */
   upToSeq?: number;
   /**
@@ -1870,12 +1906,14 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
   // The file's first byte, to tell an export of the other format read as this one (wrongFormat()).
   let firstByte = -1;
   // A file that cannot be read is the caller's argument, not a malformed file.
-  const size = path === undefined ? 0 : await fileSize(path);
+  const file = path === undefined ? { size: 0, rereadable: false } : await fileSize(path);
   try {
-    // The file's size decides only the default; a stream passed as input is never read twice by workers.
+    // The file's size decides only the default. With workers, a problem found means a second pass, so
+    // only a regular file gets them: a stream passed as input, a pipe or a device (/dev/stdin) is read once.
     const custom = options.sha256 !== undefined;
-    const large = options.workers === undefined && !custom && size >= WORKERS_FROM_BYTES;
-    const s = await withContentWorkers(input === undefined ? workerCount(options.workers, custom, large) : 0, scan);
+    const large = options.workers === undefined && !custom && file.size >= WORKERS_FROM_BYTES;
+    const workers = workerCount(options.workers, custom, large);
+    const s = await withContentWorkers(file.rereadable ? workers : 0, scan);
 
     const stream = wantedName ?? '';
     const skipped = s.skippedRows > 0 ? { skipped: { rows: s.skippedRows, streams: s.skippedStreams } } : {};
@@ -1916,7 +1954,7 @@ function wrongFormat(e: unknown, format: 'csv' | 'ndjson', firstByte: number): u
 export const SKIPPED_NAMES = 10;
 
 /** The size of the file to verify; a path that does not exist or is a directory is a bad argument. */
-async function fileSize(path: string): Promise<number> {
+async function fileSize(path: string): Promise<{ size: number; rereadable: boolean }> {
   const hint = 'Give the path of the file chainlog export wrote.';
   let info;
   try {
@@ -1930,7 +1968,7 @@ async function fileSize(path: string): Promise<number> {
   }
   // A pipe or a device (/dev/stdin) is read as it streams; a directory cannot be.
   if (info.isDirectory()) throw invalidArgument(`${JSON.stringify(path)} is a directory, not an exported file.`, hint);
-  return info.size;
+  return { size: info.size, rereadable: info.isFile() };
 }
 
 /**
@@ -1938,11 +1976,14 @@ async function fileSize(path: string): Promise<number> {
  * beyond upToSeq could not be checked (the verifier stops at upToSeq), so it is refused, as a
  * checkpoint beyond upToSeq is.
  */
-function expectedHeadOf(given: { seq: number; hash: string | Uint8Array }, upToSeq: number | undefined): Head {
-  const seq = given?.seq;
+function expectedHeadOf(given: { seq: number | string | bigint; hash: string | Uint8Array }, upToSeq: number | undefined): Head {
+  // A number, or the decimal string (or bigint) that chainlog.export() returns as headSeq.
+  const givenSeq = given?.seq;
+  const seq = typeof givenSeq === 'number' ? givenSeq
+    : typeof givenSeq === 'bigint' || (typeof givenSeq === 'string' && /^\d+$/.test(givenSeq)) ? Number(givenSeq) : NaN;
   const hash = given?.hash;
   const hashOk = typeof hash === 'string' ? /^(\\x)?[0-9a-fA-F]{64}$/.test(hash) : hash instanceof Uint8Array && hash.length === 32;
-  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0 || !hashOk) {
+  if (!Number.isSafeInteger(seq) || seq < 0 || !hashOk) {
     throw invalidArgument(
       'expectedHead must be { seq, hash }: a seq of 0 or more and the 32-byte hash of that event (64 hex digits).',
       'chainlog export prints it, as SEQ:HASH (--expected-head); exportEvents() returns headSeq and headHash.',

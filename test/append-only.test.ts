@@ -254,6 +254,24 @@ describe('a writer that sets chainlog\'s settings by hand or calls its internals
     expect((await db.query(`select ok from chainlog.verify('near-limit')`)).rows).toEqual([{ ok: false }]);
   });
 
+  it('nor do transactions of several events: the head recorded at their commit is their own last event, not one stored beyond it', async () => {
+    await seedStream(db.pool, 'near-limit-many', 2);
+    const stray = [carryHead('near-limit-many', `repeat('00', 32) || '9007199254740990'`),
+      `insert into chainlog.events (stream, event_type, action) values ('near-limit-many', 'STRAY', 'X')`];
+    const two = `insert into chainlog.events (stream, event_type, action) select 'near-limit-many', 'E', 'X' from generate_series(1, 2)`;
+    const head = async () => (await db.query(`select head_seq::text as seq from chainlog.streams where stream = 'near-limit-many'`)).rows[0].seq;
+    await asWriter(...stray);
+    await db.query(two);
+    expect(await head()).toBe('4');
+    // A writer alone, in one transaction: a stray event, then two of its own (with the carried head it
+    // set by hand cleared, or they would follow the stray and fail the seq limit).
+    await asWriter(carryHead('near-limit-many', `repeat('00', 32) || '9007199254740989'`), stray[1]!,
+      `select set_config('chainlog.head_stream', '', true)`, two);
+    expect(await head()).toBe('6');
+    expect((await db.query(`select seq::text from chainlog.append('E', 'CREATE', 'near-limit-many')`)).rows).toEqual([{ seq: '7' }]);
+    expect((await db.query(`select ok, problem from chainlog.verify('near-limit-many')`)).rows).toEqual([{ ok: false, problem: 'inserted' }]);
+  });
+
   it('an admin cannot place a maintenance record on a head carried by hand: begin_maintenance() claims the stream itself', async () => {
     const client = await db.connect();
     await client.query('begin');
@@ -347,6 +365,42 @@ describe('look-alike types in the temporary schema', () => {
     ]);
     const { rows } = await db.query(`select ok, checked::int from chainlog.verify('trap-write')`);
     expect(rows).toEqual([{ ok: true, checked: 5 }]);
+  });
+});
+
+describe('operators of a schema of the writer\'s own', () => {
+  // The chain trigger has no SET clause (it runs per row), so it resolves operators with the caller's
+  // search_path. A writer that may create in some schema can put an "=" of its own before pg_catalog.
+  it('cannot wave an empty event_type, action or actor through the chain trigger\'s checks', async () => {
+    await db.query(`create schema mine;
+      grant usage on schema mine to chainlog_writer;
+      create function mine.never(text, text) returns boolean language sql immutable return false;
+      create function mine.always(text, text) returns boolean language sql immutable return true;
+      create operator mine.= (leftarg = text, rightarg = text, function = mine.never);
+      create operator mine.<> (leftarg = text, rightarg = text, function = mine.always);`);
+    // A new session, so that the trigger's statements are parsed under this search_path.
+    const client = await db.connect();
+    try {
+      await client.query('set search_path = mine, pg_catalog');
+      await client.query('set role chainlog_writer');
+      expect((await client.query(`select 'a' = 'a' as mine`)).rows).toEqual([{ mine: false }]);
+      for (const [field, row] of [
+        ['event_type', `'ops', '', 'CREATE', null`],
+        ['action', `'ops', 'E', '', null`],
+        ['actor', `'ops', 'E', 'CREATE', ''`],
+      ] as const) {
+        await expect(client.query(`insert into chainlog.events (stream, event_type, action, actor) values (${row})`), field)
+          .rejects.toMatchObject({ code: 'LC002', message: expect.stringContaining(field) });
+      }
+      // An empty chainlog.actor still counts as unset.
+      await client.query('begin');
+      await client.query(`set local chainlog.actor = ''`);
+      const { rows } = await client.query(`insert into chainlog.events (stream, event_type, action) values ('ops', 'E', 'CREATE') returning actor`);
+      await client.query('commit');
+      expect(rows).toEqual([{ actor: (await client.query('select session_user::text as u')).rows[0].u }]);
+    } finally {
+      await client.end();
+    }
   });
 });
 

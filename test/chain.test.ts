@@ -82,6 +82,30 @@ describe('the chain trigger', () => {
     expect(await verify('savepoint')).toMatchObject({ ok: true, checked: 2 });
   });
 
+  it('forgets a head carried inside a rolled-back savepoint: the next event follows the last one kept', async () => {
+    const client = await db.connect();
+    await client.query('begin');
+    await client.query(`select chainlog.append('A', 'CREATE', 'savepoint-carried')`);
+    await client.query(`select chainlog.append('B', 'CREATE', 'savepoint-carried')`);
+    await client.query('savepoint s');
+    // The third event is chained on the carried head, with no lookup; then rolled back.
+    await client.query(`select chainlog.append('C', 'CREATE', 'savepoint-carried')`);
+    await client.query('rollback to savepoint s');
+    await client.query(`select chainlog.append('D', 'CREATE', 'savepoint-carried')`);
+    await client.query('commit');
+    await client.end();
+    const { rows } = await db.query(
+      `select seq::int, event_type, prev_hash = lag(hash) over (order by seq) as linked
+         from chainlog.events where stream = 'savepoint-carried' order by seq`);
+    expect(rows).toEqual([
+      { seq: 1, event_type: 'A', linked: null },
+      { seq: 2, event_type: 'B', linked: true },
+      { seq: 3, event_type: 'D', linked: true },
+    ]);
+    expect(await verify('savepoint-carried')).toMatchObject({ ok: true, checked: 3 });
+    expect((await db.query(`select head_seq::int from chainlog.streams where stream = 'savepoint-carried'`)).rows).toEqual([{ head_seq: 3 }]);
+  });
+
   it('refuses to chain a second event of a stream while constraints are immediate, rather than record a stale head', async () => {
     const client = await db.connect();
     await client.query(`select chainlog.append('A', 'CREATE', 'immediate')`);

@@ -202,6 +202,61 @@ describe.concurrent('the chainlog CLI', () => {
       expect(unchecked.code).toBe(0); // without the heads kept outside, the rewrite goes unseen
     });
 
+    it('--checkpoint and --checkpoints recompute every hash in Node.js: a chainlog.verify() replaced to say "intact" does not hide a changed event', async () => {
+      // Its own database: the replaced verify() would fool every other test's checks.
+      const url = databaseUrl(await createChainlogDatabase());
+      const heads = path.join(tmp, 'fake-verify-heads.json');
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      let checkpoint: string;
+      try {
+        await seedStream(client, 'fv', 5);
+        const { rows } = await client.query(`select encode(head_hash, 'hex') as hash from chainlog.streams where stream = 'fv'`);
+        checkpoint = `5:${rows[0].hash}`;
+        writeFileSync(heads, (await run(['streams', '--json', '--database-url', url])).stdout);
+        // Whoever can change the events can change the code that checks them: a verify() that says
+        // "intact" (same signature and columns), then a payload changed with the triggers bypassed.
+        // The stored hashes are left as they were, so they still match the checkpoint.
+        await client.query(`begin;
+          select chainlog.begin_maintenance('test: a verify() that always says intact');
+          create or replace function chainlog.verify(stream text, up_to_seq bigint default null)
+          returns table (ok boolean, checked bigint, first_bad_seq bigint, problem text, detail text)
+          language sql stable as $$
+            select true, count(*), null::bigint, null::text, null::text from chainlog.events e
+             where e.stream = $1 and e.seq <= coalesce($2, 9223372036854775807)
+          $$;
+          commit;`);
+        await asAttacker(client, `update chainlog.events set payload = '{"n": 300}' where stream = 'fv' and seq = 3`);
+      } finally {
+        await client.end();
+      }
+      const [inDatabase, withCheckpoint, withCheckpoints] = await Promise.all([
+        run(['verify', '-s', 'fv', '--database-url', url]),
+        run(['verify', '-s', 'fv', '--checkpoint', checkpoint!, '--database-url', url]),
+        run(['verify', '--checkpoints', heads, '--json', '--database-url', url]),
+      ]);
+      expect(inDatabase.code).toBe(0); // the replaced verify() is believed
+      expect(inDatabase.stdout).toMatch(/^fv\s+intact\s+5$/m);
+      expect(withCheckpoint.code).toBe(1);
+      expect(withCheckpoint.stdout).toMatch(/^fv\s+TAMPERED\s+2\s+3\s+modified\s/m);
+      expect(withCheckpoints.code).toBe(1);
+      expect(json(withCheckpoints).streams).toContainEqual(expect.objectContaining({ stream: 'fv', ok: false, checked: 2, firstBadSeq: '3', problem: 'modified' }));
+    });
+
+    it('keygen refuses a NAME whose public key file exists, and writes nothing: the same NAME works once it is moved away', async () => {
+      const name = path.join(mkdtempSync(path.join(tmp, 'keygen-')), 'audit');
+      writeFileSync(`${name}.pub.pem`, 'an older public key\n');
+      const refused = await run(['keygen', name]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/^chainlog: Cannot write .*audit\.pub\.pem: it exists\. Choose another NAME; chainlog never overwrites a key\.$/m);
+      expect(existsSync(`${name}.key.pem`)).toBe(false);
+      expect(readFileSync(`${name}.pub.pem`, 'utf8')).toBe('an older public key\n');
+      rmSync(`${name}.pub.pem`);
+      const again = await run(['keygen', name, '--json']);
+      expect(again.code).toBe(0);
+      expect(json(again)).toEqual({ privateKey: `${name}.key.pem`, publicKey: `${name}.pub.pem`, key: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    });
+
     it('keygen, checkpoint --key and verify --checkpoints --public-key: signed heads catch a rewrite, in the database and in an export; a changed file is refused', async () => {
       const url = databaseUrl(await createChainlogDatabase());
       const dir = mkdtempSync(path.join(tmp, 'keys-'));
@@ -229,7 +284,20 @@ describe.concurrent('the chainlog CLI', () => {
       } finally {
         await client.end();
       }
-      const results = await Promise.all([[], ['--offline']].map((mode) => run(['verify', '--checkpoints', signed, '--public-key', pub, ...mode, '--database-url', url])));
+      const results = await Promise.all([[], ['--workers', '1']].map((mode) => run(['verify', '--checkpoints', signed, '--public-key', pub, ...mode, '--database-url', url])));
+      // With --json, which checkpoint was used and when it was taken, for a script to check it is the latest.
+      const { key: signer, heads: signedHeads } = JSON.parse(readFileSync(signed, 'utf8'));
+      const used = { key: signer, takenAt: JSON.parse(signedHeads).takenAt };
+      const machine = await run(['verify', '--checkpoints', signed, '--public-key', pub, '--json', '--database-url', url]);
+      expect(machine.code).toBe(1);
+      expect(json(machine)).toEqual({
+        ok: false,
+        streams: [
+          expect.objectContaining({ stream: 'sgn-a', ok: true, checked: 5 }),
+          expect.objectContaining({ stream: 'sgn-b', ok: false, firstBadSeq: '3', problem: 'modified' }),
+        ],
+        checkpoint: used,
+      });
       // An auditor with exports made after the rewrite, the signed heads and the public key, no database.
       const exports = await Promise.all(['sgn-a', 'sgn-b'].map(async (stream) => {
         const file = path.join(dir, `${stream}.csv`);
@@ -237,6 +305,8 @@ describe.concurrent('the chainlog CLI', () => {
         return run(['verify', '--file', file, '--checkpoints', signed, '--public-key', pub]);
       }));
       expect(exports.map((r) => r.code)).toEqual([0, 1]);
+      const exportJson = await run(['verify', '--file', path.join(dir, 'sgn-a.csv'), '--checkpoints', signed, '--public-key', pub, '--json']);
+      expect(json(exportJson)).toEqual({ ok: true, streams: [expect.objectContaining({ stream: 'sgn-a', ok: true })], checkpoint: used });
       expect(exports[1]!.stdout).toMatch(/^sgn-b\s+TAMPERED\s+2\s+3\s+modified\s+event 3 does not have the hash the checkpoint recorded/m);
       // What a checkpoint does not cover is said as it is: the events after its seq.
       expect(exports[0]!.stderr).toMatch(/\(no --expected-head: events after the checkpoint's seq could be cut off the end and it would still pass\)/);
@@ -562,6 +632,33 @@ process.on('SIGUSR2', () => setImmediate(() => new EventEmitter().emit('error', 
       expect(r.stderr).toContain('Skipped 2 row(s) of other streams ("two-\\u001b[2J\\u202eb"): well-formed, but not verified.\n');
       const machine = await run(['verify', '--file', both, '--stream', 'two-a', '--json']);
       expect(json(machine).streams[0].skipped).toEqual({ rows: 2, streams: [other] });
+    });
+
+    it('verify --file refuses more than one --stream, rather than verify only the first: a file is verified for one stream', async () => {
+      await seedStream(db.pool, 'fs-a', 2);
+      await seedStream(db.pool, 'fs-b', 2);
+      const [a, b] = await Promise.all(['fs-a', 'fs-b'].map(async (stream) => {
+        const file = path.join(tmp, `${stream}.ndjson`);
+        expect((await chainlog('export', '-s', stream, '-o', file)).code).toBe(0);
+        return readFileSync(file, 'utf8');
+      }));
+      // fs-b's second event is edited in the file: a check of fs-a alone would pass.
+      const both = path.join(tmp, 'fs-both.ndjson');
+      const bLines = b!.split('\n');
+      bLines[1] = bLines[1]!.replace('seed@example.com', 'mallory@example.com');
+      writeFileSync(both, a! + bLines.join('\n'));
+      const [text, machine, fsB] = await Promise.all([
+        run(['verify', '--file', both, '-s', 'fs-a', '-s', 'fs-b']),
+        run(['verify', '--file', both, '-s', 'fs-a', '-s', 'fs-b', '--json']),
+        run(['verify', '--file', both, '-s', 'fs-b']),
+      ]);
+      expect(text.code).toBe(2);
+      expect(text.stdout).toBe('');
+      expect(text.stderr).toMatch(/^chainlog: A --file is verified for one stream: give --stream once with --file, not 2 times \("fs-a", "fs-b"\)\. Run `chainlog verify --file FILE --stream STREAM` once per stream\.$/m);
+      expect(machine.code).toBe(2);
+      expect(json(machine)).toEqual({ error: expect.objectContaining({ code: 'CHAINLOG_INVALID_ARGUMENT', hint: 'Run `chainlog verify --file FILE --stream STREAM` once per stream.' }) });
+      expect(fsB.code).toBe(1); // one at a time, each is checked
+      expect(fsB.stdout).toMatch(/^fs-b\s+TAMPERED\s+1\s+2\s+modified/m);
     });
 
     it('exports a stream that verify --file accepts against the printed head, and rejects once the file is edited', async () => {

@@ -1,12 +1,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
-import type pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChainlogConnectionError, ChainlogError } from '../src/errors.js';
 import { EXPORT_COLUMNS, exportEvents, withPinnedSnapshot, type ExportOptions } from '../src/export.js';
 import { verifyOfflineFile } from '../src/offline-verify.js';
 import { useChainlogDatabase } from './support/db.js';
+import { settlesWithin } from './support/settles.js';
 import { asAttacker, scenarios, seedStream } from './support/tamper.js';
 
 const db = useChainlogDatabase();
@@ -333,5 +335,89 @@ describe('exportEvents()', () => {
         }
       });
     }
+  });
+});
+
+describe('an export that stops partway leaves its database session usable', () => {
+  // Enough events for the COPY to span many chunks (megabytes): it is still running when the consumer fails.
+  const BIG = 'stopped-big';
+  beforeAll(() => seedStream(db.pool, BIG, 30_000));
+
+  /** A pool of one connection: a session never given back leaves it unable to answer. */
+  async function withOnePool(fn: (pool: pg.Pool) => Promise<void>): Promise<void> {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      await fn(pool);
+    } finally {
+      await settlesWithin(pool.end()).catch(() => {});
+    }
+  }
+
+  const answers = async (session: pg.Pool | pg.Client) => (await settlesWithin(session.query('select 1 as one'))).rows[0].one;
+
+  /** An output that takes the first chunk and fails on the second. */
+  function failingOutput(error: Error): Writable {
+    let writes = 0;
+    return new Writable({ write: (_chunk, _encoding, done) => done(++writes > 1 ? error : null) });
+  }
+
+  it('an output that fails after the first chunk: rejects with that failure, and the pool still answers', async () => {
+    const failure = new Error('disk went away');
+    await withOnePool(async (pool) => {
+      const e = await settlesWithin(exportEvents({ db: pool, stream: BIG, format: 'ndjson', output: failingOutput(failure) }).catch((x: unknown) => x));
+      expect(e).toBeInstanceOf(ChainlogError);
+      expect(e).toMatchObject({ code: 'CHAINLOG_OUTPUT', cause: failure });
+      expect(await answers(pool)).toBe(1);
+    });
+  });
+
+  for (const format of ['csv', 'ndjson'] as const) {
+    it(`${format}: an onProgress that throws: rejects with its error, and the pool still answers`, async () => {
+      const boom = new Error('progress bar crashed');
+      await withOnePool(async (pool) => {
+        const output = new PassThrough().resume();
+        const onProgress = () => {
+          throw boom;
+        };
+        await expect(settlesWithin(exportEvents({ db: pool, stream: BIG, format, output, onProgress }))).rejects.toBe(boom);
+        expect(await answers(pool)).toBe(1);
+      });
+    });
+  }
+
+  it('a client passed as db keeps working, in the transaction it was in', async () => {
+    const boom = new Error('progress bar crashed');
+    const onProgress = () => {
+      throw boom;
+    };
+    const client = await db.connect();
+    const output = () => new PassThrough().resume();
+    await expect(settlesWithin(exportEvents({ db: client, stream: BIG, format: 'csv', output: output(), onProgress }))).rejects.toBe(boom);
+    expect(await answers(client)).toBe(1);
+    expect(client.getTransactionStatus()).toBe('I');
+
+    await client.query('begin');
+    const txid = (await client.query('select pg_catalog.txid_current() as id')).rows[0].id;
+    await expect(settlesWithin(exportEvents({ db: client, stream: BIG, format: 'ndjson', output: output(), onProgress }))).rejects.toBe(boom);
+    expect((await settlesWithin(client.query('select pg_catalog.txid_current() as id'))).rows[0].id).toBe(txid);
+    expect(client.getTransactionStatus()).toBe('T');
+    await client.query('commit');
+  });
+
+  it('an output that fails with EPIPE is the output\'s error, not a lost database connection, and the session stays in the pool', async () => {
+    await seedStream(db.pool, 'epipe', 3);
+    const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE', errno: -32, syscall: 'write' });
+    const output = new Writable({ write: (_chunk, _encoding, done) => done(epipe) });
+    await withOnePool(async (pool) => {
+      const backend = async () => (await settlesWithin(pool.query('select pg_catalog.pg_backend_pid() as pid'))).rows[0].pid;
+      const before = await backend();
+      const e = await settlesWithin(exportEvents({ db: pool, stream: 'epipe', format: 'csv', output }).catch((x: unknown) => x));
+      expect(e).toBeInstanceOf(ChainlogError);
+      expect(e).not.toBeInstanceOf(ChainlogConnectionError);
+      expect(e).toMatchObject({ code: 'EPIPE', cause: epipe });
+      expect((e as Error).message).toMatch(/^could not write the export to the output stream: write EPIPE\. Nothing is wrong with the database/);
+      // Not discarded as broken: the same session answers.
+      expect(await backend()).toBe(before);
+    });
   });
 });

@@ -1,14 +1,16 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ChainlogError, ChainlogFileFormatError } from '../src/errors.js';
 import { exportEvents } from '../src/export.js';
 import { verifyOffline, verifyOfflineFile } from '../src/offline-verify.js';
 import { useChainlogDatabase } from './support/db.js';
+import { settlesWithin } from './support/settles.js';
 import { asAttacker, scenarios, seedStream, sqlVerifyReport } from './support/tamper.js';
 import { VECTORS_PATH, type VectorFile } from './vectors/generate.js';
 
@@ -186,6 +188,89 @@ describe('verifyOffline() from the database', () => {
     await verifyOffline({ db: client, stream: 'intact' });
     expect((await client.query('show timezone')).rows[0].TimeZone).toBe('Asia/Tokyo');
   });
+
+  it('joined inside a READ COMMITTED transaction, an append committed between its reads is not reported as tampering', async () => {
+    await seedStream(db.pool, 'read-committed', 50);
+    const append = () => db.query(`select chainlog.append('E', 'CREATE', 'read-committed')`);
+    const client = await db.connect();
+    // verifyOffline reads the recorded head, then the rows: one round trip apart. This holds the head's
+    // answer back until another session has committed an append, so that the rows read next hold it.
+    const query = client.query;
+    let holdHeadRead = false;
+    let appended = 0;
+    const appendAfterHeadRead = (...args: unknown[]) => {
+      const result = (query as (...a: unknown[]) => unknown).apply(client, args);
+      if (!holdHeadRead || typeof args[0] !== 'string' || !args[0].includes('chainlog.streams')) return result;
+      holdHeadRead = false;
+      return (result as Promise<unknown>).then(async (r) => {
+        await append();
+        appended++;
+        return r;
+      });
+    };
+    Object.assign(client, { query: appendAfterHeadRead });
+    try {
+      await client.query('begin'); // READ COMMITTED: each statement sees what was committed when it started
+      holdHeadRead = true;
+      const e = await verifyOffline({ db: client, stream: 'read-committed' }).catch((x: unknown) => x);
+      expect(appended).toBe(1);
+      expect(e).toBeInstanceOf(ChainlogError);
+      expect(e).toMatchObject({ code: 'CHAINLOG_CONCURRENT_APPEND' });
+      expect((e as Error).message).toMatch(/^stream "read-committed" was appended to while verifyOffline read it in a READ COMMITTED transaction \(its recorded head went from seq 50 to seq 51\)/);
+      expect((e as ChainlogError).hint).toMatch(/pool.*REPEATABLE READ/);
+      // The caller's transaction is still usable.
+      expect(client.getTransactionStatus()).toBe('T');
+      await client.query('rollback');
+
+      // In REPEATABLE READ the head and the rows come from one snapshot: the append is simply not seen.
+      await client.query('begin isolation level repeatable read');
+      holdHeadRead = true;
+      expect(await verifyOffline({ db: client, stream: 'read-committed' })).toMatchObject({ ok: true, checked: 51 });
+      expect(appended).toBe(2);
+      await client.query('rollback');
+    } finally {
+      Object.assign(client, { query });
+    }
+    expect(await verifyOffline({ db: db.pool, stream: 'read-committed' })).toMatchObject({ ok: true, checked: 52 });
+  });
+});
+
+describe('verifyOffline() stopped partway leaves its database session usable', () => {
+  // Enough events for the COPY to span many chunks (megabytes): it is still running when onProgress throws.
+  const BIG = 'stopped-big';
+  beforeAll(() => seedStream(db.pool, BIG, 30_000));
+  const boom = new Error('progress bar crashed');
+  const onProgress = () => {
+    throw boom;
+  };
+  const answers = async (session: pg.Pool | pg.Client) => (await settlesWithin(session.query('select 1 as one'))).rows[0].one;
+
+  it('an onProgress that throws: rejects with its error, and a pool of one connection still answers', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      for (const workers of [0, 1]) {
+        await expect(settlesWithin(verifyOffline({ db: pool, stream: BIG, workers, onProgress }))).rejects.toBe(boom);
+        expect(await answers(pool)).toBe(1);
+      }
+    } finally {
+      await settlesWithin(pool.end()).catch(() => {});
+    }
+  });
+
+  it('a client passed as db keeps working, in the transaction it was in', async () => {
+    const client = await db.connect();
+    await expect(settlesWithin(verifyOffline({ db: client, stream: BIG, onProgress }))).rejects.toBe(boom);
+    expect(await answers(client)).toBe(1);
+    expect(client.getTransactionStatus()).toBe('I');
+
+    await client.query('begin');
+    const txid = (await client.query('select pg_catalog.txid_current() as id')).rows[0].id;
+    await expect(settlesWithin(verifyOffline({ db: client, stream: BIG, onProgress }))).rejects.toBe(boom);
+    expect((await settlesWithin(client.query('select pg_catalog.txid_current() as id'))).rows[0].id).toBe(txid);
+    expect(client.getTransactionStatus()).toBe('T');
+    await client.query('commit');
+    expect(await verifyOffline({ db: client, stream: BIG })).toMatchObject({ ok: true, checked: 30_000 });
+  });
 });
 
 describe('verifyOfflineFile() from an export', () => {
@@ -238,6 +323,54 @@ describe('verifyOfflineFile() from an export', () => {
         expect(edited).toMatchObject({ ok: false, problem: 'modified', firstBadSeq: 12, checked: 11 });
         expect(edited).toEqual(await verifyOfflineFile({ path, expectedHead, workers: 0 }));
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes the expected head as chainlog.export() returns it: the seq as a decimal string, or a bigint', async () => {
+    await seedStream(db.pool, 'file-string-head', 4);
+    const { bytes, expectedHead } = await exported('file-string-head', 'csv');
+    for (const seq of [String(expectedHead.seq), BigInt(expectedHead.seq)]) {
+      expect(await verifyOfflineFile({ input: Readable.from([bytes]), format: 'csv', expectedHead: { seq, hash: expectedHead.hash } }))
+        .toMatchObject({ ok: true, checked: 4 });
+    }
+    for (const seq of ['4.0', '-1', ' 4', '']) {
+      await expect(verifyOfflineFile({ input: Readable.from([bytes]), format: 'csv', expectedHead: { seq, hash: expectedHead.hash } }), seq)
+        .rejects.toMatchObject({ code: 'CHAINLOG_INVALID_ARGUMENT' });
+    }
+  });
+
+  it('with upToSeq, names events missing within it when the file goes on past it: deleted', async () => {
+    await seedStream(db.pool, 'file-gap-up-to', 7);
+    const lines = (await exported('file-gap-up-to', 'ndjson')).bytes.toString('utf8').trimEnd().split('\n');
+    // Events 4 and 5 deleted from the file; 6 and 7 remain.
+    const gapped = Buffer.from([...lines.slice(0, 3), ...lines.slice(5)].join('\n') + '\n');
+    const verify = (upToSeq?: number) => verifyOfflineFile({ input: Readable.from([gapped]), format: 'ndjson', upToSeq });
+    const deleted = { ok: false, checked: 3, firstBadSeq: 4, problem: 'deleted', detail: 'events 4..5 are missing' };
+    expect(await verify()).toMatchObject(deleted);
+    expect(await verify(5)).toMatchObject(deleted);
+    expect(await verify(4)).toMatchObject(deleted);
+    expect(await verify(3)).toMatchObject({ ok: true, checked: 3 });
+  });
+
+  it('reads a pipe once, even when workers are asked for: the problem in it is still named', async () => {
+    await seedStream(db.pool, 'file-pipe', 30);
+    const { bytes, expectedHead } = await exported('file-pipe', 'csv');
+    const edited = Buffer.from(bytes.toString('utf8').replace('seed event 12"', 'seed event 13"'));
+    const dir = mkdtempSync(join(tmpdir(), 'chainlog-pipe-'));
+    try {
+      const fifo = join(dir, 'events.csv');
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      // The writer opens the pipe once and closes it: a second read of it would wait for another writer.
+      const writer = new Promise<void>((resolve, reject) => {
+        const out = createWriteStream(fifo);
+        out.on('error', reject);
+        out.end(edited, resolve);
+      });
+      const report = await verifyOfflineFile({ path: fifo, expectedHead, workers: 1 });
+      await writer;
+      expect(report).toMatchObject({ ok: false, problem: 'modified', firstBadSeq: 12, checked: 11 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

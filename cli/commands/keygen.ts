@@ -1,6 +1,6 @@
 // chainlog keygen NAME: an Ed25519 key pair for signing checkpoints. NAME.key.pem signs (keep it away
 // from the database and its administrators); NAME.pub.pem checks, and goes to whoever verifies.
-import { writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { invalidArgument } from '../../src/errors.js';
 import { generateSigningKeys, keyFingerprint } from '../../src/signed-checkpoint.js';
@@ -12,17 +12,26 @@ export interface KeygenArgs extends GlobalArgs {
 }
 
 export async function runKeygen(args: KeygenArgs, out: Output): Promise<number> {
-  const { privateKeyPem, publicKeyPem } = generateSigningKeys();
   const privateFile = `${args.name}.key.pem`;
   const publicFile = `${args.name}.pub.pem`;
   // Never over an existing key: a signing key replaced by mistake cannot be got back, and checkpoints
-  // it signed could no longer be told from forgeries by its holder.
+  // it signed could no longer be told from forgeries by its holder. Both names are checked before
+  // either file is written, so that a refusal leaves nothing behind (a private key without its public
+  // file would make the next run with the same NAME fail too).
+  const existing = [privateFile, publicFile].find((file) => existsSync(file));
+  if (existing !== undefined) throw keyExists(existing);
+  const { privateKeyPem, publicKeyPem } = generateSigningKeys();
+  const written: string[] = [];
   for (const [file, text, mode] of [[privateFile, privateKeyPem, 0o600], [publicFile, publicKeyPem, 0o644]] as const) {
     try {
+      // wx all the same: a file made since the check above is refused, not overwritten.
       writeFileSync(file, text, { flag: 'wx', mode });
+      written.push(file);
     } catch (e) {
-      const exists = (e as NodeJS.ErrnoException).code === 'EEXIST';
-      throw invalidArgument(`Cannot write ${file}: ${exists ? 'it exists' : (e as Error).message}.`, exists ? 'Choose another NAME; chainlog never overwrites a key.' : undefined);
+      // Only what this run wrote (with wx, a file it made itself) is removed: no half pair is left.
+      for (const mine of written) rmSync(mine, { force: true });
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw keyExists(file);
+      throw invalidArgument(`Cannot write ${file}: ${(e as Error).message}.`);
     }
   }
   const key = keyFingerprint(publicKeyPem);
@@ -33,6 +42,10 @@ export async function runKeygen(args: KeygenArgs, out: Output): Promise<number> 
     writeLine(out.stdout, `Key ${key}`);
   }
   return EXIT.OK;
+}
+
+function keyExists(file: string) {
+  return invalidArgument(`Cannot write ${file}: it exists.`, 'Choose another NAME; chainlog never overwrites a key.');
 }
 
 export const keygenCommand: CommandModule<GlobalArgs, KeygenArgs> = {

@@ -1,6 +1,7 @@
 // chainlog verify: check the hash chains. In the database (chainlog.verify / verify_all) by default;
 // with --offline the events are read out and every hash recomputed here, in Node.js, so the check
-// does not trust the database's own functions; with --file an exported file is checked, no database.
+// does not trust the database's own functions (always so with a checkpoint); with --file an exported
+// file is checked, no database.
 // Exit code 0: every chain checked is intact; 1: at least one is broken; 2: could not verify.
 import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
@@ -39,10 +40,29 @@ const FILE_ONLY = [
   ['expectedHead', 'expected-head'],
 ] as const;
 
-/** Refuses options that would be ignored: the file options without --file, --workers on the database's verify(). */
+/**
+ * Whether the database's events are checked here, in Node.js. A checkpoint always is: it exists to catch
+ * someone able to rewrite the database, who could as well replace chainlog.verify() with one that says
+ * "intact", or leave the stored hashes matching rows that no longer hash to them.
+ */
+export function checksOffline(args: Pick<VerifyArgs, 'offline' | 'checkpoint' | 'checkpoints'>): boolean {
+  return args.offline || args.checkpoint !== undefined || args.checkpoints !== undefined;
+}
+
+/**
+ * Refuses options that would be ignored: the file options without --file, --workers on the database's
+ * verify(), more than one --stream for a file.
+ */
 export function checkVerifyArgs(
   args: Pick<VerifyArgs, 'file' | 'offline' | 'workers' | 'checkpoint' | 'checkpoints' | 'publicKey' | 'stream' | (typeof FILE_ONLY)[number][0]>,
 ): void {
+  if (args.file && (args.stream?.length ?? 0) > 1) {
+    // Only one would be checked and the others passed over, with exit 0 for streams never verified.
+    throw invalidArgument(
+      `A --file is verified for one stream: give --stream once with --file, not ${args.stream!.length} times (${args.stream!.map((s) => JSON.stringify(s)).join(', ')}).`,
+      'Run `chainlog verify --file FILE --stream STREAM` once per stream.',
+    );
+  }
   if (args.publicKey !== undefined && args.checkpoints === undefined) {
     throw invalidArgument('--public-key checks the signature of a --checkpoints file; there is none.', 'Add --checkpoints FILE (written by `chainlog checkpoint`), or leave --public-key out.');
   }
@@ -59,8 +79,8 @@ export function checkVerifyArgs(
         `Add --file FILE (chainlog export prints the whole command), or leave ${given.length > 1 ? 'them' : 'it'} out.`,
       );
     }
-    if (args.workers !== undefined && !args.offline) {
-      throw invalidArgument('--workers applies only with --offline or --file: the database\'s verify() uses its own parallel workers.', 'Add --offline, or leave --workers out.');
+    if (args.workers !== undefined && !checksOffline(args)) {
+      throw invalidArgument('--workers applies only with --offline or --file (or --checkpoint or --checkpoints, which imply --offline): the database\'s verify() uses its own parallel workers.', 'Add --offline, or leave --workers out.');
     }
   }
 }
@@ -106,18 +126,24 @@ export function readCheckpoints(file: string, publicKeyFile?: string): { checkpo
   return { checkpoints: signed.checkpoints, signed };
 }
 
-export async function collectReports(args: VerifyArgs, out: Output): Promise<VerifyReport[]> {
+/** What verify found: a report per stream, and the signed checkpoint the heads came from, if any. */
+export interface VerifyResult {
+  reports: VerifyReport[];
+  signed?: OpenedCheckpoint;
+}
+
+export async function collectReports(args: VerifyArgs, out: Output): Promise<VerifyResult> {
   if (args.upToSeq !== undefined && !args.file && (args.stream?.length ?? 0) !== 1) {
     throw invalidArgument('--up-to-seq needs exactly one --stream.');
   }
   // The heads kept outside the database, by stream: one given with --checkpoint, or a file of them.
   let checkpoints: Map<string, Checkpoint> | undefined;
+  let signed: OpenedCheckpoint | undefined;
   if (args.checkpoints !== undefined) {
-    const read = readCheckpoints(args.checkpoints, args.publicKey);
-    checkpoints = read.checkpoints;
-    if (read.signed && !out.json) {
+    ({ checkpoints, signed } = readCheckpoints(args.checkpoints, args.publicKey));
+    if (signed && !out.json) {
       // The key and the time are the file's words (checked by the signature, but still text for a terminal).
-      writeLine(out.stderr, `Checkpoint signed by ${printable(read.signed.key)}: the heads of ${checkpoints.size} stream(s), taken ${printable(read.signed.takenAt)}.`);
+      writeLine(out.stderr, `Checkpoint signed by ${printable(signed.key)}: the heads of ${checkpoints.size} stream(s), taken ${printable(signed.takenAt)}.`);
     }
   }
   const checkpoint = args.checkpoint === undefined ? undefined : parseCheckpoint(args.checkpoint, '--checkpoint');
@@ -159,14 +185,15 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
         writeLine(out.stderr, 'If the file is a partial export (chainlog export --from-seq N), verify it with --from-seq N, as export printed.');
       }
     }
-    return [report];
+    return { reports: [report], signed };
   }
 
   const upToSeq = seqOption('up-to-seq', args.upToSeq);
   const workers = integerOption('workers', args.workers, 0);
   const heads = checkpoints ?? new Map(checkpoint === undefined ? [] : [[args.stream![0]!, checkpoint]]);
-  return withDatabase(args, out, async (db) => {
-    if (!args.offline && !args.stream?.length && heads.size === 0) return await db.chainlog.verifyAll();
+  const offline = checksOffline(args);
+  const reports = await withDatabase(args, out, async (db) => {
+    if (!offline && !args.stream?.length) return await db.chainlog.verifyAll();
     // Every stream the database has, and every stream a checkpoint says it had.
     const streams = args.stream?.length
       ? args.stream
@@ -176,20 +203,20 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
         ])].sort();
     const reports: VerifyReport[] = [];
     for (const stream of streams) {
-      const head = heads.get(stream);
-      if (!args.offline) {
-        reports.push(await db.chainlog.verify({ stream, upToSeq, checkpoint: head }));
+      if (!offline) {
+        reports.push(await db.chainlog.verify({ stream, upToSeq }));
         continue;
       }
       const timer = progress(out, `verifying ${printable(stream)} offline`);
       let rows = 0;
-      const report = await db.chainlog.verifyOffline({ stream, upToSeq, checkpoint: head, workers, onProgress: (p) => timer.update((rows = p.rows)) });
+      const report = await db.chainlog.verifyOffline({ stream, upToSeq, checkpoint: heads.get(stream), workers, onProgress: (p) => timer.update((rows = p.rows)) });
       const summary = timer.done(rows);
       if (out.stderr.isTTY && !out.json) writeLine(out.stderr, `${printable(stream)}: read ${summary}`);
       reports.push(report);
     }
     return reports;
   });
+  return { reports, signed };
 }
 
 /** The verify report as people read it: one row per stream, then a summary line. */
@@ -212,9 +239,15 @@ export function formatReports(out: Output, reports: readonly VerifyReport[]): st
 }
 
 export async function runVerify(args: VerifyArgs, out: Output): Promise<number> {
-  const reports = await collectReports(args, out);
-  if (out.json) writeJson(out, { ok: reports.every((r) => r.ok), streams: reports });
-  else writeLine(out.stdout, formatReports(out, reports));
+  const { reports, signed } = await collectReports(args, out);
+  if (out.json) {
+    // A signed checkpoint's key and takenAt, as without --json: an older genuine checkpoint passes too
+    // (it covers fewer events), so a caller must be able to see which one was used and how old it is.
+    const checkpoint = signed ? { checkpoint: { key: signed.key, takenAt: signed.takenAt } } : {};
+    writeJson(out, { ok: reports.every((r) => r.ok), streams: reports, ...checkpoint });
+  } else {
+    writeLine(out.stdout, formatReports(out, reports));
+  }
   return reports.every((r) => r.ok) ? EXIT.OK : EXIT.TAMPERED;
 }
 
@@ -223,23 +256,23 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
   describe: 'Verify the hash chains. Exit code 0: intact, 1: tampered, 2: could not verify',
   builder: (y: Argv<GlobalArgs>) =>
     y
-      .option('stream', { alias: 's', type: 'string', array: true, describe: 'Stream(s) to verify (default: every stream)' })
+      .option('stream', { alias: 's', type: 'string', array: true, describe: 'Stream(s) to verify (default: every stream; with --file: the one stream of the file to check)' })
       .option('up-to-seq', { type: 'string', describe: 'Verify only events 1..N of the one --stream' })
-      .option('offline', { type: 'boolean', default: false, describe: 'Recompute every hash in Node.js instead of in the database' })
+      .option('offline', { type: 'boolean', default: false, describe: 'Recompute every hash in Node.js instead of in the database (always so with --checkpoint or --checkpoints)' })
       .option('file', { alias: 'f', type: 'string', describe: 'Verify an exported file (csv or ndjson) instead of the database' })
       .option('format', { type: 'string', choices: ['csv', 'ndjson'] as const, describe: "With --file: the file's format (default: ndjson for .ndjson, .jsonl, .json, else csv)" })
       .option('from-seq', { type: 'string', describe: 'With --file: the seq the file starts at, for an export made with --from-seq (printed by export)' })
       .option('expected-head', { type: 'string', describe: 'With --file: SEQ:HASH the chain must end at (printed by export); detects a file cut short' })
       .option('checkpoint', {
         type: 'string',
-        describe: 'SEQ:HASH of the one --stream (or of the --file\'s stream) recorded earlier: the stream must still hold that event with that hash; catches a chain rewritten with its recorded head',
+        describe: 'SEQ:HASH of the one --stream (or of the --file\'s stream) recorded earlier: the stream must still hold that event with that hash; catches a chain rewritten with its recorded head. Implies --offline: whoever could rewrite the chain could also replace the database\'s verify()',
       })
       .option('checkpoints', {
         type: 'string',
-        describe: 'A file of heads written earlier by `chainlog streams --json`, or signed by `chainlog checkpoint`: each stream in it is checked against its head as with --checkpoint, and every other stream as usual; with --file, the file\'s stream must be in it',
+        describe: 'A file of heads written earlier by `chainlog streams --json`, or signed by `chainlog checkpoint`: each stream in it is checked against its head as with --checkpoint, and every other stream as usual; implies --offline; with --file, the file\'s stream must be in it',
       })
       .option('public-key', { type: 'string', describe: 'With a signed --checkpoints file: the signer\'s public key (PEM); the signature is checked before any head is used' })
-      .option('workers', { type: 'string', describe: 'With --offline or --file: how many threads recompute hashes (default: cores - 1, at most 4, for large inputs; 0: none)' })
+      .option('workers', { type: 'string', describe: 'With --offline (or a checkpoint) or --file: how many threads recompute hashes (default: cores - 1, at most 4, for large inputs; 0: none)' })
       .check((a) => {
         checkVerifyArgs(a as unknown as VerifyArgs);
         return true;
@@ -247,8 +280,8 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       .example('$0 verify', 'Every stream, in the database')
       .example('$0 verify -s acme --offline', 'Recompute acme\'s chain in Node.js')
       .example('$0 verify -f acme.ndjson --expected-head 1042:9f2c…', 'Check an export')
-      .example('$0 verify -s acme --offline --checkpoint 1042:9f2c…', 'Check that acme still holds a head recorded earlier')
-      .example('$0 verify --offline --checkpoints heads.json', 'Every stream, those in heads.json against their heads')
+      .example('$0 verify -s acme --checkpoint 1042:9f2c…', 'Check that acme still holds a head recorded earlier (offline)')
+      .example('$0 verify --checkpoints heads.json', 'Every stream, those in heads.json against their heads (offline)')
       .example('$0 verify --checkpoints signed.json --public-key audit.pub.pem', 'The same, against heads signed by `chainlog checkpoint`')
       .example('$0 verify -f acme.ndjson --checkpoints signed.json --public-key audit.pub.pem', 'Check an export against heads signed before it was made') as unknown as Argv<VerifyArgs>,
   handler: handler(runVerify),

@@ -112,7 +112,8 @@ export interface TamperScenario {
   length: number;
   /** Does the tampering on `stream`. */
   apply: (db: Db, stream: string) => Promise<void>;
-  expected: { problem: string; firstBadSeq: number };
+  /** checked: the events before the first problem, firstBadSeq - 1 unless given. */
+  expected: { problem: string; firstBadSeq: number; checked?: number };
 }
 
 /** Every kind of tampering verify() names, on a stream of 10 events. */
@@ -252,6 +253,12 @@ export const scenarios: TamperScenario[] = [
         forgedEvent(s, 11, 10, 'hash', true),
       ),
     expected: { problem: 'inserted', firstBadSeq: 11 },
+  },
+  {
+    name: 'a well-formed forged event is stored after a gap beyond the recorded head',
+    length: 10,
+    apply: (db, s) => asAttacker(db, forgedEvent(s, 14, 10, 'hash', true)),
+    expected: { problem: 'inserted', firstBadSeq: 14, checked: 10 },
   },
   {
     name: 'a copy of the last event is appended after the recorded head',

@@ -169,7 +169,7 @@ describe.concurrent('the CLI prints writers\' values escaped', () => {
     expect(exported.code, exported.stderr).toBe(0);
     // The name comes from the command line here, and perhaps from `chainlog streams` in a script before.
     expectNoRawControls(exported);
-    expect(exported.stderr).toContain(`chainlog verify -s '${FAKE_INTACT_SHOWN}' --offline`);
+    expect(exported.stderr).toContain(`chainlog verify -s '${FAKE_INTACT_SHOWN}' --checkpoint `);
     const verified = await run(['verify', '--file', file]);
     expect(verified.code, verified.stderr).toBe(0);
     expectNoRawControls(verified);

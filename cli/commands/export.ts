@@ -112,7 +112,7 @@ export async function runExport(args: ExportArgs, out: Output): Promise<number> 
       writeLine(out.stderr, `Exported ${summary}${range}, ${formatBytes(result.bytes)} of ${format}${toStdout ? '' : ` to ${printable(args.output!)}`}.`);
       writeLine(out.stderr, `Stream head: ${result.headSeq}:${result.headHash}`);
       if (Number(result.headSeq) > 0) {
-        writeLine(out.stderr, `Keep that head outside the database: \`chainlog verify -s ${printable(shellWord(args.stream))} --offline --checkpoint ${result.headSeq}:${result.headHash}\` ` +
+        writeLine(out.stderr, `Keep that head outside the database: \`chainlog verify -s ${printable(shellWord(args.stream))} --checkpoint ${result.headSeq}:${result.headHash}\` ` +
           'checks later that the stream still holds it, even if its chain and recorded head were rewritten.');
         // A head kept as plain text is only as safe as the place it is kept; a signed one is not.
         writeLine(out.stderr, 'Or sign every stream\'s head with a key the database\'s administrators do not hold: ' +

@@ -70,13 +70,22 @@ export function applyCheckpoint<V extends CheckedChain>(
 }
 
 /**
+ * A seq given as a number, a bigint or a decimal string (as the client returns seqs): its value, or NaN
+ * for anything else (a sign, a fraction, an exponent, blanks). Callers still check the range.
+ */
+export function decimalSeq(value: unknown): number {
+  const text = String(value);
+  return /^\d+$/.test(text) ? Number(text) : NaN;
+}
+
+/**
  * A checkpoint given as SEQ:HASH (as `chainlog export` prints a head), or as an object. Also reads a
  * file's expected head (`minSeq` 0: an empty stream's head), which is written the same way.
  */
 export function parseCheckpoint(value: CheckpointArg, name = 'checkpoint', minSeq = 1): Checkpoint {
   const [seqText, hash] = typeof value === 'string' ? splitHead(value) : [String(value?.seq), value?.hash];
-  const seq = Number(seqText);
-  if (!/^\d+$/.test(seqText ?? '') || !Number.isSafeInteger(seq) || seq < minSeq || typeof hash !== 'string' || !/^[0-9a-fA-F]{64}$/.test(hash)) {
+  const seq = decimalSeq(seqText);
+  if (!Number.isSafeInteger(seq) || seq < minSeq || typeof hash !== 'string' || !/^[0-9a-fA-F]{64}$/.test(hash)) {
     throw invalidArgument(
       `${name} must be SEQ:HASH, a seq of ${minSeq} or more and 64 hex digits, not ${JSON.stringify(typeof value === 'string' ? value : { seq: seqText, hash })}.`,
       '`chainlog export` and `chainlog streams` print heads in this form.',

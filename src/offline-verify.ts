@@ -19,7 +19,7 @@ import { access, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
-import { applyCheckpoint, checkpointWithin, removedStream, type Checkpoint, type CheckpointArg } from './checkpoint.js';
+import { applyCheckpoint, checkpointWithin, decimalSeq, removedStream, type Checkpoint, type CheckpointArg } from './checkpoint.js';
 import { ChainlogError, ChainlogFileFormatError, ChainlogInvalidArgumentError, ChainlogUnknownStreamError, invalidArgument } from './errors.js';
 import { copyOut, EXPORT_COLUMNS, readStreamHead, withPinnedSnapshot, type Db, type StreamHead } from './export.js';
 import { ContentCheckPool } from './hash-workers.js';
@@ -1906,7 +1906,7 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
   // The file's first byte, to tell an export of the other format read as this one (wrongFormat()).
   let firstByte = -1;
   // A file that cannot be read is the caller's argument, not a malformed file.
-  const file = path === undefined ? { size: 0, rereadable: false } : await fileSize(path);
+  const file = path === undefined ? { size: 0, rereadable: false } : await fileToVerify(path);
   try {
     // The file's size decides only the default. With workers, a problem found means a second pass, so
     // only a regular file gets them: a stream passed as input, a pipe or a device (/dev/stdin) is read once.
@@ -1953,8 +1953,11 @@ function wrongFormat(e: unknown, format: 'csv' | 'ndjson', firstByte: number): u
 /** How many other streams' names a report lists (VerifyReport.skipped). */
 export const SKIPPED_NAMES = 10;
 
-/** The size of the file to verify; a path that does not exist or is a directory is a bad argument. */
-async function fileSize(path: string): Promise<{ size: number; rereadable: boolean }> {
+/**
+ * The file to verify: its size, and whether it can be read twice (a regular file, not a pipe or a
+ * device). A path that does not exist or is a directory is a bad argument.
+ */
+async function fileToVerify(path: string): Promise<{ size: number; rereadable: boolean }> {
   const hint = 'Give the path of the file chainlog export wrote.';
   let info;
   try {
@@ -1978,9 +1981,7 @@ async function fileSize(path: string): Promise<{ size: number; rereadable: boole
  */
 function expectedHeadOf(given: { seq: number | string | bigint; hash: string | Uint8Array }, upToSeq: number | undefined): Head {
   // A number, or the decimal string (or bigint) that chainlog.export() returns as headSeq.
-  const givenSeq = given?.seq;
-  const seq = typeof givenSeq === 'number' ? givenSeq
-    : typeof givenSeq === 'bigint' || (typeof givenSeq === 'string' && /^\d+$/.test(givenSeq)) ? Number(givenSeq) : NaN;
+  const seq = decimalSeq(given?.seq);
   const hash = given?.hash;
   const hashOk = typeof hash === 'string' ? /^(\\x)?[0-9a-fA-F]{64}$/.test(hash) : hash instanceof Uint8Array && hash.length === 32;
   if (!Number.isSafeInteger(seq) || seq < 0 || !hashOk) {

@@ -1,20 +1,22 @@
 // Backups: what a DBA does with pg_dump and pg_restore (docs/SQL.md, "Backups and restores"), run for
 // real. A whole-database restore must give back every chain intact, with the same recorded heads, and
 // every protection; an older backup restored over the log must be caught by a later checkpoint; an
-// edited dump must be caught by verify(); a data-only restore must either fail whole or come back intact.
+// edited dump must be caught by verify(); a major upgrade through a dump must keep every hash; a
+// data-only restore must either fail whole or come back intact.
 //
 // pg_dump refuses a server newer than itself, so these tests need PostgreSQL's client programs of the
 // server's major version or later: from PG_BINDIR, /usr/lib/postgresql/<major>/bin or the PATH. The
 // embedded PostgreSQL 18 ships none, so on it they are skipped unless such programs are installed;
 // CI runs them on the machine's PostgreSQL 15.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createChainlog, type StreamInfo } from '../src/client.js';
+import { startEmbedded } from '../src/embedded.js';
 import { runCli } from './support/cli.js';
 import { createChainlogDatabase, createEmptyDatabase, databaseUrl } from './support/db.js';
 import { seedStream } from './support/tamper.js';
@@ -32,7 +34,7 @@ async function serverMajor(): Promise<number> {
   }
 }
 
-/** A directory holding pg_dump, pg_restore and psql that can dump a server of this major version, or null. */
+/** A directory holding pg_dump, pg_dumpall, pg_restore and psql that can dump a server of this major version, or null. */
 async function clientPrograms(major: number): Promise<string | null> {
   let versioned: string[] = [];
   try {
@@ -52,6 +54,7 @@ async function clientPrograms(major: number): Promise<string | null> {
       if (found >= major) {
         await run(path.join(dir, 'pg_restore'), ['--version']);
         await run(path.join(dir, 'psql'), ['--version']);
+        await run(path.join(dir, 'pg_dumpall'), ['--version']);
         return dir;
       }
     } catch {
@@ -108,6 +111,7 @@ async function privileges(url: string): Promise<string[]> {
     select format('%s %s %s', c.relname, a.grantee::regrole, a.privilege_type) as p
       from pg_class c, aclexplode(coalesce(c.relacl, acldefault(case c.relkind when 'S' then 's' else 'r' end::"char", c.relowner))) a
      where c.relnamespace = 'chainlog'::regnamespace
+       and a.privilege_type <> 'MAINTAIN' -- new in PostgreSQL 17, the owner's by default
     union all
     select format('%s.%s %s %s', c.relname, att.attname, a.grantee::regrole, a.privilege_type)
       from pg_class c join pg_attribute att on att.attrelid = c.oid, aclexplode(att.attacl) a
@@ -233,6 +237,59 @@ describe.skipIf(!bin)('backups with pg_dump and pg_restore', () => {
     const { rows } = await client.query(`select ok, first_bad_seq::int, problem from chainlog.verify('orders')`);
     expect(rows[0]).toEqual({ ok: false, first_bad_seq: 3, problem: 'modified' });
     expect(await createChainlog({ client }).verifyOffline({ stream: 'orders', workers: 0 })).toMatchObject({ ok: false, firstBadSeq: '3', problem: 'modified' });
+  });
+
+  // A log kept for years outlives its PostgreSQL version. The usual major upgrade without pg_upgrade:
+  // the roles with pg_dumpall, then the database with pg_dump, restored into the new server.
+  it.skipIf(major >= 18)('a major upgrade through a dump: chains written on this server verify on PostgreSQL 18, unusual values included', async () => {
+    const url = databaseUrl(await createChainlogDatabase());
+    const old = await connect(url);
+    await old.query(`insert into chainlog.events (stream, event_type, action, actor, actor_type, occurred_at, source_ip, request_id,
+                                                  resource_type, resource_id, payload, before, after)
+                     values ('upgrade', 'RECORD_UPDATED', 'UPDATE', 'zoë@example.com', 'user', '2024-02-29 23:59:59.999999+05:30',
+                             '2001:db8::1', 'req-1', 'record', 'r/1',
+                             $1, $2, $3)`, [
+      '{"float": 1.5e300, "tenth": 0.1, "big": 123456789012345678901234567890, "exp": 1E+2, "text": "żółć 😀 \\t\\"q\\" \\\\", "none": null, "nested": {"b": [1, "two", false], "a": {}}}',
+      '{"status": "draft", "amount": -0.000001}',
+      '{"status": "final", "amount": 1e-7}',
+    ]);
+    await seedStream(old, 'upgrade', 3);
+    const before = await heads(url);
+    const rows = 'select stream, seq, encode(hash, \'hex\') as hash from chainlog.events order by stream, seq';
+    const stored = (await old.query(rows)).rows;
+    const file = path.join(tmp, 'upgrade.dump');
+    expect((await pgProgram('pg_dump', ['--format=custom', `--file=${file}`, `--dbname=${url}`])).code).toBe(0);
+    const roles = await pgProgram('pg_dumpall', ['--roles-only', `--dbname=${url}`]);
+    expect(roles.code).toBe(0);
+    writeFileSync(path.join(tmp, 'roles.sql'), roles.stdout);
+
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'chainlog-pg18-')); // startEmbedded makes it the server's own
+    const target = await startEmbedded({ dataDir: path.join(dir, 'data'), persistent: false });
+    try {
+      // The roles first: "role postgres already exists" is expected and harmless, so no ON_ERROR_STOP.
+      await pgProgram('psql', ['-X', '-q', `--file=${path.join(tmp, 'roles.sql')}`, `--dbname=${target.connectionString('postgres')}`]);
+      const upgradedUrl = target.connectionString('chainlog');
+      const admin = await connect(target.connectionString('postgres'));
+      await admin.query('create database chainlog');
+      const restored = await pgProgram('pg_restore', [`--dbname=${upgradedUrl}`, file]);
+      expect(restored.code).toBe(0);
+
+      const upgraded = await connect(upgradedUrl);
+      expect((await upgraded.query<{ v: string }>("select current_setting('server_version_num') as v")).rows[0]!.v).toMatch(/^18/);
+      expect(await heads(upgradedUrl)).toEqual(before);
+      expect((await upgraded.query(rows)).rows).toEqual(stored);
+      expect(await verdicts(upgradedUrl)).toEqual([{ stream: 'upgrade', ok: true, checked: 4, problem: null }]);
+      expect(await createChainlog({ client: upgraded }).verifyOffline({ stream: 'upgrade', workers: 0 })).toMatchObject({ ok: true, checked: 4 });
+      expect(await privileges(upgradedUrl)).toEqual(await privileges(url));
+      const { rows: next } = await upgraded.query(`insert into chainlog.events (stream, event_type, action, actor, payload)
+                                                   values ('upgrade', 'RECORD_UPDATED', 'UPDATE', 'zoë@example.com', '{}') returning seq::int`);
+      expect(next[0].seq).toBe(5);
+      expect((await verdicts(upgradedUrl))[0]).toMatchObject({ ok: true, checked: 5 });
+    } finally {
+      await Promise.all(clients.splice(0).map((c) => c.end().catch(() => {})));
+      await target.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('a data-only restore into a database where chainlog is installed and empty', () => {

@@ -23,8 +23,11 @@ afterAll(async () => {
 
 const STREAMS = ['crash-a', 'crash-b', 'crash-c'];
 
-/** One writer: transactions of 1–3 events on a stream it picks in turn, until its connection dies. Returns the acknowledged ones. */
-async function writer(url: string, id: number, acknowledged: Set<string>): Promise<void> {
+/**
+ * One writer: transactions of 1–3 events on a stream it picks in turn, each added to `acknowledged`
+ * once its commit returned, until its connection dies. Resolves with the error that stopped it.
+ */
+async function writer(url: string, id: number, acknowledged: Set<string>): Promise<Error> {
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => {}); // the connection dies with the server
   await client.connect();
@@ -41,8 +44,9 @@ async function writer(url: string, id: number, acknowledged: Set<string>): Promi
       );
       acknowledged.add(`${tag}:${count}`);
     }
-  } catch {
-    // the server went away mid-transaction: the writer learns nothing about its last one
+  } catch (e) {
+    // The server went away mid-transaction: the writer learns nothing about its last one.
+    return e as Error;
   } finally {
     await client.end().catch(() => {});
   }
@@ -54,11 +58,16 @@ it('a server killed while writers commit comes back with every acknowledged even
   await migrate({ connectionString: url });
 
   const acknowledged = new Set<string>();
-  const writers = [0, 1, 2, 3].map((id) => writer(url, id, acknowledged));
-  while (acknowledged.size < 200) await new Promise((r) => setTimeout(r, 20));
+  let running = 4;
+  const writers = [0, 1, 2, 3].map((id) => writer(url, id, acknowledged).finally(() => running--));
+  while (acknowledged.size < 200 && running === 4) await new Promise((r) => setTimeout(r, 20));
+  expect(running, 'no writer stopped before the crash').toBe(4);
   const postmaster = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   process.kill(postmaster, 'SIGQUIT');
-  await Promise.all(writers);
+  for (const error of await Promise.all(writers)) {
+    // What a client sees of an immediate shutdown: its backend terminated, or the socket gone.
+    expect(`${(error as { code?: string }).code ?? ''} ${error.message}`).toMatch(/57P0[12]|terminat|ECONNRESET|EPIPE|ECONNREFUSED/i);
+  }
   const told = new Set(acknowledged);
   // Wait for the old postmaster to be gone before starting on its files again.
   for (let i = 0; i < 200; i++) {

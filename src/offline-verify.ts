@@ -72,17 +72,35 @@ export interface VerifyProgress {
   pass: 1 | 2;
 }
 
+// crypto.hash() is new in Node 20.12 and 21.7.
+const oneShotHash = nodeCrypto.hash as typeof nodeCrypto.hash | undefined;
+
 /**
  * SHA-256 from node:crypto: the one-shot crypto.hash() where Node has it (>= 20.12), createHash()
  * otherwise. On this workload (two hashes of ~130 and ~230 bytes per event) the one-shot call was the
  * fastest of the three we measured (crypto.hash > createHash > @noble/hashes), so the verifier uses it;
  * src/format.ts keeps @noble/hashes as its portable default.
  */
-export const nodeSha256: Sha256 = (() => {
-  const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
-  if (typeof oneShot === 'function') return (data: Uint8Array) => oneShot('sha256', data, 'buffer');
-  return (data: Uint8Array) => nodeCrypto.createHash('sha256').update(data).digest();
-})();
+export const nodeSha256: Sha256 = typeof oneShotHash === 'function'
+  ? (data: Uint8Array) => oneShotHash('sha256', data, 'buffer')
+  : (data: Uint8Array) => nodeCrypto.createHash('sha256').update(data).digest();
+
+/**
+ * Whether SHA-256 of `data` is the 32 bytes of `target` at `at`, asking node:crypto for the digest as
+ * a latin1 string (one character per byte; `'binary'` is Node's other name for it). A check needs no
+ * digest of its own, and on Node 20 the Buffer `nodeSha256` returns costs more than the hashing:
+ * ≈ 0.9 µs a call for a ~350-byte input against ≈ 0.4 µs for the string (`bench/workloads/offline.ts`
+ * measures both). The hash workers (src/hash-workers.ts) compare the same way.
+ */
+const nodeSha256Matches: (data: Uint8Array, target: Uint8Array, at: number) => boolean =
+  typeof oneShotHash === 'function'
+    ? (data, target, at) => latin1Equals32(oneShotHash('sha256', data, 'binary'), target, at)
+    : (data, target, at) => latin1Equals32(nodeCrypto.createHash('sha256').update(data).digest('binary'), target, at);
+
+function latin1Equals32(digest: string, target: Uint8Array, at: number): boolean {
+  for (let i = 0; i < 32; i++) if (digest.charCodeAt(i) !== target[at + i]) return false;
+  return true;
+}
 
 const GENESIS = new Uint8Array(32);
 
@@ -913,8 +931,13 @@ class Scanner implements Neighbourhood {
   private successorAfterK: number | null = null;
   private readonly scratchPrev = new Uint8Array(32);
   private hashes = new Uint8Array(32 * 1024);
+  /** Whether SHA-256 of some bytes is the 32 bytes at a place: without a Buffer per call for node:crypto. */
+  private readonly sha256Matches: (data: Uint8Array, target: Uint8Array, at: number) => boolean;
 
   constructor(private readonly o: ScanOptions) {
+    this.sha256Matches = o.sha256 === nodeSha256
+      ? nodeSha256Matches
+      : (data, target, at) => equal32(o.sha256(data), 0, target, at);
     const index = new Map(o.columns.map((c, i) => [c, i]));
     const missing = EXPORT_COLUMNS.filter((c) => c !== 'id' && !index.has(c));
     if (missing.length > 0) throw bad(`the input lacks the columns ${missing.join(', ')}`);
@@ -1180,8 +1203,8 @@ class Scanner implements Neighbourhood {
     if (pool) pool.add(c, p, this.digestInput, this.digestLength, this.stored);
     const contentOk =
       pool !== undefined ||
-      (equal32(this.o.sha256(this.digestInput.subarray(0, this.digestLength)), 0, c, 50) &&
-        equal32(this.o.sha256(c.subarray(0, p)), 0, this.stored, 0));
+      (this.sha256Matches(this.digestInput.subarray(0, this.digestLength), c, 50) &&
+        this.sha256Matches(c.subarray(0, p), this.stored, 0));
     // The link: seq follows the previous row's, prev_hash is its hash (a partial export's first row is
     // taken on trust).
     const trustedStart = !this.started && this.o.fromSeq > 1;
@@ -1516,9 +1539,10 @@ export interface VerifyOfflineOptions {
   /** SHA-256 to use. Default: node:crypto. */
   sha256?: Sha256;
   /**
-   * Worker threads that recompute the hashes while this thread reads and checks links. Default: one
-   * fewer than the machine's cores (at most 4) for a stream of 10,000 events or more, else none.
-   * 0 checks everything on this thread. Not used with a custom `sha256`.
+   * Worker threads that recompute the hashes while this thread reads and checks links. Default: two
+   * fewer than the machine's cores (at most 4; none on 2 cores), the server's COPY taking one, for a
+   * stream of 10,000 events or more, else none. 0 checks everything on this thread. Not used with a
+   * custom `sha256`.
    */
   workers?: number;
 }
@@ -1535,16 +1559,22 @@ function validateWorkers(workers: number | undefined): void {
   }
 }
 
-/** The worker threads used for a large input by default: one fewer than the cores, at most 4. */
-export function defaultContentWorkers(): number {
-  return Math.min(4, availableParallelism() - 1);
+/**
+ * The worker threads used for a large input by default, at most 4: one fewer than the cores for a
+ * file, two fewer when reading from the database. A database's COPY keeps a core busy when the server
+ * runs on the same machine, and once the hashes became cheap (nodeSha256Matches) a worker sharing the
+ * last core with it and the main thread slowed verifyOffline() down: on 2 cores, 0.76–0.95× of
+ * `workers: 0` (docs/PERFORMANCE.md). For a server on another machine, pass `workers` yourself.
+ */
+export function defaultContentWorkers(source: 'file' | 'database' = 'file'): number {
+  return Math.max(0, Math.min(4, availableParallelism() - (source === 'database' ? 2 : 1)));
 }
 
 /** How many content-check workers to start; see VerifyOfflineOptions.workers. */
-function workerCount(requested: number | undefined, customSha256: boolean, large: boolean): number {
+function workerCount(requested: number | undefined, customSha256: boolean, large: boolean, source: 'file' | 'database'): number {
   if (customSha256) return 0;
   if (requested !== undefined) return requested;
-  return large ? defaultContentWorkers() : 0;
+  return large ? defaultContentWorkers(source) : 0;
 }
 
 /**
@@ -1646,7 +1676,7 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
       parser.end();
       return scanner;
     };
-    const workers = workerCount(options.workers, options.sha256 !== undefined, (recorded?.seq ?? 0) >= WORKERS_FROM_EVENTS);
+    const workers = workerCount(options.workers, options.sha256 !== undefined, (recorded?.seq ?? 0) >= WORKERS_FROM_EVENTS, 'database');
     const scanner = await withContentWorkers(workers, scan);
 
     if (scanner.rows === 0 && head === null) {
@@ -1912,7 +1942,7 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
     // only a regular file gets them: a stream passed as input, a pipe or a device (/dev/stdin) is read once.
     const custom = options.sha256 !== undefined;
     const large = options.workers === undefined && !custom && file.size >= WORKERS_FROM_BYTES;
-    const workers = workerCount(options.workers, custom, large);
+    const workers = workerCount(options.workers, custom, large, 'file');
     const s = await withContentWorkers(file.rereadable ? workers : 0, scan);
 
     const stream = wantedName ?? '';

@@ -272,7 +272,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
         describe: 'A file of heads written earlier by `chainlog streams --json`, or signed by `chainlog checkpoint`: each stream in it is checked against its head as with --checkpoint, and every other stream as usual; implies --offline; with --file, the file\'s stream must be in it',
       })
       .option('public-key', { type: 'string', describe: 'With a signed --checkpoints file: the signer\'s public key (PEM); the signature is checked before any head is used' })
-      .option('workers', { type: 'string', describe: 'With --offline (or a checkpoint) or --file: how many threads recompute hashes (default: cores - 1, at most 4, for large inputs; 0: none)' })
+      .option('workers', { type: 'string', describe: 'With --offline (or a checkpoint) or --file: how many threads recompute hashes (default for large inputs, at most 4: cores - 1 for a file, cores - 2 from the database; 0: none)' })
       .check((a) => {
         checkVerifyArgs(a as unknown as VerifyArgs);
         return true;

@@ -265,6 +265,7 @@ describe.skipIf(!bin)('backups with pg_dump and pg_restore', () => {
 
     const dir = mkdtempSync(path.join(os.tmpdir(), 'chainlog-pg18-')); // startEmbedded makes it the server's own
     const target = await startEmbedded({ dataDir: path.join(dir, 'data'), persistent: false });
+    const ourClients = clients.length; // the clients from here on are the new server's: closed before it stops
     try {
       // The roles first: "role postgres already exists" is expected and harmless, so no ON_ERROR_STOP.
       await pgProgram('psql', ['-X', '-q', `--file=${path.join(tmp, 'roles.sql')}`, `--dbname=${target.connectionString('postgres')}`]);
@@ -286,7 +287,7 @@ describe.skipIf(!bin)('backups with pg_dump and pg_restore', () => {
       expect(next[0].seq).toBe(5);
       expect((await verdicts(upgradedUrl))[0]).toMatchObject({ ok: true, checked: 5 });
     } finally {
-      await Promise.all(clients.splice(0).map((c) => c.end().catch(() => {})));
+      await Promise.all(clients.splice(ourClients).map((c) => c.end().catch(() => {})));
       await target.stop();
       rmSync(dir, { recursive: true, force: true });
     }

@@ -70,7 +70,10 @@ if (!bin) console.warn(`backup-restore.test.ts: skipped, no pg_dump of PostgreSQ
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'chainlog-backup-'));
 const clients: pg.Client[] = [];
-afterAll(() => Promise.all(clients.map((c) => c.end().catch(() => {}))));
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.end().catch(() => {})));
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 async function connect(url: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url });

@@ -2,10 +2,10 @@
 // export of it). The
 // attack they exist for: a superuser rewrites a chain to its end with recomputed hashes and moves the
 // recorded head to match, which verify() alone cannot see.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseCheckpoint } from '../src/checkpoint.js';
 import { createChainlog } from '../src/client.js';
 import { ChainlogInvalidArgumentError, ChainlogUnknownStreamError } from '../src/errors.js';
@@ -133,6 +133,7 @@ describe('verify() and verifyOffline() with a checkpoint', () => {
 
 describe('verifyOfflineFile() with a checkpoint: an export checked against a head kept elsewhere', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'chainlog-checkpoint-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const exported = async (stream: string, name: string, format: 'csv' | 'ndjson' = 'ndjson', fromSeq?: number) => {
     const file = path.join(dir, `${name}.${format}`);
     await exportEvents({ db: db.pool, stream, format, output: file, fromSeq });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,10 +11,14 @@ const run = promisify(execFile);
 describe('the README example', () => {
   it('examples/quickstart.ts installs chainlog, appends, searches, verifies both ways and exports', async () => {
     const url = databaseUrl(await createEmptyDatabase());
-    const exportPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'chainlog-example-')), 'acme.ndjson');
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/quickstart.ts'], {
-      env: { ...process.env, DATABASE_URL: url, EXPORT_PATH: exportPath },
-    });
-    expect(JSON.parse(stdout)).toEqual({ appendedSeq: '1', pages: [2, 1], inDatabase: true, offline: true, exportedRows: 3 });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'chainlog-example-'));
+    try {
+      const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/quickstart.ts'], {
+        env: { ...process.env, DATABASE_URL: url, EXPORT_PATH: path.join(dir, 'acme.ndjson') },
+      });
+      expect(JSON.parse(stdout)).toEqual({ appendedSeq: '1', pages: [2, 1], inDatabase: true, offline: true, exportedRows: 3 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

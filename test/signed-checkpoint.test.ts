@@ -3,7 +3,7 @@
 // heads file kept beside it; only a signature made elsewhere tells the forged file from the real one.
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -49,18 +49,22 @@ describe('signCheckpoint() and openSignedCheckpoint()', () => {
 
   it.skipIf(!hasOpenssl())('write a document that OpenSSL checks as docs/FORMAT.md describes, without chainlog', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'chainlog-signed-'));
-    const doc = signCheckpoint([HEAD], keys.privateKeyPem);
-    writeFileSync(path.join(dir, 'pub.pem'), keys.publicKeyPem);
-    writeFileSync(path.join(dir, 'heads.txt'), doc.heads);
-    writeFileSync(path.join(dir, 'heads.sig'), Buffer.from(doc.signature, 'base64'));
-    const check = (file: string) =>
-      execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', 'pub.pem', '-rawin', '-in', file, '-sigfile', 'heads.sig'], { cwd: dir, encoding: 'utf8', stdio: 'pipe' });
-    expect(check('heads.txt')).toMatch(/Signature Verified Successfully/);
-    writeFileSync(path.join(dir, 'changed.txt'), doc.heads.replace('"12"', '"11"'));
-    expect(() => check('changed.txt')).toThrow();
-    // The key fingerprint is the SHA-256 of the DER public key, as `openssl pkey -pubin -outform DER` writes it.
-    const der = execFileSync('openssl', ['pkey', '-pubin', '-in', 'pub.pem', '-outform', 'DER'], { cwd: dir });
-    expect(doc.key).toBe(`sha256:${execFileSync('sha256sum', { input: der, encoding: 'utf8' }).slice(0, 64)}`);
+    try {
+      const doc = signCheckpoint([HEAD], keys.privateKeyPem);
+      writeFileSync(path.join(dir, 'pub.pem'), keys.publicKeyPem);
+      writeFileSync(path.join(dir, 'heads.txt'), doc.heads);
+      writeFileSync(path.join(dir, 'heads.sig'), Buffer.from(doc.signature, 'base64'));
+      const check = (file: string) =>
+        execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', 'pub.pem', '-rawin', '-in', file, '-sigfile', 'heads.sig'], { cwd: dir, encoding: 'utf8', stdio: 'pipe' });
+      expect(check('heads.txt')).toMatch(/Signature Verified Successfully/);
+      writeFileSync(path.join(dir, 'changed.txt'), doc.heads.replace('"12"', '"11"'));
+      expect(() => check('changed.txt')).toThrow();
+      // The key fingerprint is the SHA-256 of the DER public key, as `openssl pkey -pubin -outform DER` writes it.
+      const der = execFileSync('openssl', ['pkey', '-pubin', '-in', 'pub.pem', '-outform', 'DER'], { cwd: dir });
+      expect(doc.key).toBe(`sha256:${execFileSync('sha256sum', { input: der, encoding: 'utf8' }).slice(0, 64)}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuse a document changed after signing, or signed by another key', () => {

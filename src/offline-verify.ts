@@ -1566,7 +1566,7 @@ function validateWorkers(workers: number | undefined): void {
  * last core with it and the main thread slowed verifyOffline() down: on 2 cores, 0.76–0.95× of
  * `workers: 0` (docs/PERFORMANCE.md). For a server on another machine, pass `workers` yourself.
  */
-export function defaultContentWorkers(source: 'file' | 'database' = 'file'): number {
+export function defaultContentWorkers(source: 'file' | 'database'): number {
   return Math.max(0, Math.min(4, availableParallelism() - (source === 'database' ? 2 : 1)));
 }
 

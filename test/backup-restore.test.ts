@@ -124,13 +124,6 @@ async function privileges(url: string): Promise<string[]> {
   return rows.map((r) => r.p);
 }
 
-async function sqlError(client: pg.Client, sql: string): Promise<{ code?: string; message: string }> {
-  return client.query(sql).then(
-    () => ({ message: 'no error' }),
-    (e: { code?: string; message: string }) => ({ code: e.code, message: e.message }),
-  );
-}
-
 describe.skipIf(!bin)('backups with pg_dump and pg_restore', () => {
   let sourceUrl: string;
   let source: pg.Client;
@@ -173,9 +166,9 @@ describe.skipIf(!bin)('backups with pg_dump and pg_restore', () => {
 
     // Still append-only for every role, the restoring superuser included, and still guarded.
     for (const sql of ["update chainlog.events set actor = 'mallory' where seq = 1", 'delete from chainlog.events', 'truncate chainlog.events']) {
-      expect(await sqlError(client, sql)).toMatchObject({ code: 'LC003' });
+      await expect(client.query(sql)).rejects.toMatchObject({ code: 'LC003' });
     }
-    expect(await sqlError(client, 'alter table chainlog.events disable trigger events_append_only')).toMatchObject({ code: 'LC004' });
+    await expect(client.query('alter table chainlog.events disable trigger events_append_only')).rejects.toMatchObject({ code: 'LC004' });
     // The same privileges as in the source, table by table and column by column: writers insert, nobody updates.
     expect(await privileges(url)).toEqual(await privileges(sourceUrl));
     const { rows: writer } = await client.query(`select has_column_privilege('chainlog_writer', 'chainlog.events', 'payload', 'INSERT') as insert,

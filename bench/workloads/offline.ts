@@ -66,7 +66,8 @@ export const offlineWorkloads: Workload[] = [
       const client = await ctx.connect(await ctx.dataset('chain'));
       const n = ctx.sizes.events;
       const variants: Variant[] = [...hashVariants(ctx.sizes.hashInputs)];
-      let defaults = { database: 0, file: 0 };
+      // The worker threads each verifier starts by default here (none measured when the library is missing).
+      const defaults = { database: lib?.defaultContentWorkers('database') ?? 0, file: lib?.defaultContentWorkers('file') ?? 0 };
       const otherChoice = (source: 'database' | 'file') => (defaults[source] === 0 ? 1 : 0);
       const workersText = (n: number) => (n === 0 ? 'the hashes on the main thread' : `the hashes on ${n} worker thread(s)`);
       variants.push({
@@ -87,7 +88,6 @@ export const offlineWorkloads: Workload[] = [
       try {
         if (lib) {
           const run = lib;
-          defaults = { database: run.defaultContentWorkers('database'), file: run.defaultContentWorkers('file') };
           await run.exportEvents({ db: client, stream: STREAM, format: 'csv', output: csv });
           // Each run must find every event intact: a verifier that stopped early would look fast.
           const verifying = (name: string, what: string, verify: () => Promise<{ ok: boolean; checked: number }>): Variant => ({
@@ -140,7 +140,7 @@ export const offlineWorkloads: Workload[] = [
           baselines: [read, ...hashes],
           notes: [
             'Each event takes two SHA-256 computations (its data digest and its canonical bytes), so hashing alone caps verification at half the hash rate.',
-            `By default the hashes are recomputed on ${lib.defaultContentWorkers('database')} worker thread(s) here from the database (two fewer than the cores, at most 4) and on ${lib.defaultContentWorkers('file')} from a file (one fewer), while the main thread reads, encodes and checks the links.`,
+            `By default the hashes are recomputed on ${defaults.database} worker thread(s) here from the database (two fewer than the cores, at most 4) and on ${defaults.file} from a file (one fewer), while the main thread reads, encodes and checks the links.`,
           ],
           judged: !ctx.quick,
         }),

@@ -81,6 +81,26 @@ export const offlineWorkloads: Workload[] = [
           return n / seconds;
         },
       });
+      // The same rows written by the server to /dev/null: what producing them costs the server alone,
+      // without Node reading them. Needs the right to write server files (superuser or
+      // pg_write_server_files), which the embedded server's user has; skipped where it fails.
+      const serverRead = `copy (select * from chainlog.events where stream = '${STREAM}' order by seq, id) to '/dev/null' (format binary)`;
+      const serverReadProbe = await client.query(`copy (select * from chainlog.events limit 0) to '/dev/null' (format binary)`).then(
+        () => undefined,
+        (e: Error) => e.message,
+      );
+      if (serverReadProbe === undefined) {
+        variants.push({
+          name: 'server read',
+          run: async () => {
+            const { seconds, value } = await timed(() => client.query(serverRead));
+            if (value.rowCount !== n) throw new Error(`the server wrote ${value.rowCount} rows, expected ${n}`);
+            return n / seconds;
+          },
+        });
+      } else {
+        ctx.log(`  8: the server-side read (COPY TO '/dev/null') is not measured: ${serverReadProbe}`);
+      }
       // The auditor's case: an exported CSV file, verified with the default worker threads and without.
       const dir = mkdtempSync(path.join(os.tmpdir(), 'chainlog-bench-offline-'));
       const csv = path.join(dir, 'events.csv');
@@ -118,6 +138,10 @@ export const offlineWorkloads: Workload[] = [
         ratio: false,
       }));
       const read = { series: series('read the same rows: binary COPY TO STDOUT into Node, unparsed (floor)', 'events/s', samples.read!) };
+      // The server's share of that floor: the same COPY written to /dev/null, no client involved.
+      const serverSide = samples['server read']
+        ? [{ series: series("the server alone: the same binary COPY to '/dev/null', no client", 'events/s', samples['server read']) }]
+        : [];
       const size = n.toLocaleString('en');
       if (!lib) {
         return [
@@ -125,7 +149,7 @@ export const offlineWorkloads: Workload[] = [
             id: '8',
             title: 'raw SHA-256 throughput and read floor (verifyOffline() not measured)',
             subject: hashes[0]!.series,
-            baselines: [...hashes.slice(1), { series: read.series, ratio: false }],
+            baselines: [...hashes.slice(1), { series: read.series, ratio: false }, ...serverSide.map((b) => ({ ...b, ratio: false }))],
             notes: [`verifyOffline() not measured: ${skipped}`],
             judged: false,
           }),
@@ -137,7 +161,7 @@ export const offlineWorkloads: Workload[] = [
           title: `verifyOffline() of ${size} events in one stream (node:crypto)`,
           subject: series('chainlog verifyOffline()', 'events/s', samples.offline!),
           target: { kind: 'at-least', value: 500_000, text: '≥ 0.5M events/s' },
-          baselines: [read, ...hashes],
+          baselines: [read, ...serverSide, ...hashes],
           notes: [
             'Each event takes two SHA-256 computations (its data digest and its canonical bytes), so hashing alone caps verification at half the hash rate.',
             `By default the hashes are recomputed on ${defaults.database} worker thread(s) here from the database (two fewer than the cores, at most 4) and on ${defaults.file} from a file (one fewer), while the main thread reads, encodes and checks the links.`,

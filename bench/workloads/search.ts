@@ -115,24 +115,54 @@ export const searchWorkloads: Workload[] = [
           const { text, values } = plainSql(query);
           return (await timed(() => client.query(text, values))).seconds * 1000;
         };
-        for (let i = 0; i < queries.length; i++) {
-          const query = queries[i]!;
-          // Alternate which side goes first; the first 3 queries only warm up plans and caches.
-          let c: number;
-          let p: number;
-          if (i % 2 === 0) {
-            c = await runChainlog(query);
-            p = await runPlain(query);
-          } else {
-            p = await runPlain(query);
-            c = await runChainlog(query);
+        // Pages each table (heap and indexes) read into shared buffers, from the OS cache or the disk:
+        // on a table larger than the memory, a query's first run pays for what the cache lacks.
+        const pagesRead = async () => {
+          await client.query('select pg_catalog.pg_stat_force_next_flush()');
+          const { rows } = await client.query<{ relid: string; pages: string }>(
+            `select relid::regclass::text as relid, (coalesce(heap_blks_read, 0) + coalesce(idx_blks_read, 0))::text as pages
+               from pg_catalog.pg_statio_all_tables where relid in ('chainlog.events'::regclass, 'bench.plain'::regclass)`,
+          );
+          const of = (name: string) => Number(rows.find((r) => r.relid === name)?.pages ?? 0);
+          return { chainlog: of('chainlog.events'), plain: of('bench.plain') };
+        };
+        let firstReads = { chainlog: 0, plain: 0 };
+        // Two passes over the same queries, each alternating which side goes first. The first measures
+        // the table as the load left it (the figure judged); its first 3 queries only warm up plans.
+        // The second asks the same questions again, when the pages they need are cached: the
+        // difference is what reading from outside shared buffers cost.
+        const again = { chainlog: [] as number[], plain: [] as number[] };
+        const before = await pagesRead();
+        for (const pass of [times, again]) {
+          for (let i = 0; i < queries.length; i++) {
+            const query = queries[i]!;
+            let c: number;
+            let p: number;
+            if (i % 2 === 0) {
+              c = await runChainlog(query);
+              p = await runPlain(query);
+            } else {
+              p = await runPlain(query);
+              c = await runChainlog(query);
+            }
+            if (i < 3) continue;
+            pass.chainlog.push(c);
+            pass.plain.push(p);
           }
-          if (i < 3) continue;
-          times.chainlog.push(c);
-          times.plain.push(p);
+          if (pass === times) {
+            const after = await pagesRead();
+            firstReads = { chainlog: (after.chainlog - before.chainlog) / queries.length, plain: (after.plain - before.plain) / queries.length };
+          }
         }
         const subject = series('chainlog search()', 'ms', times.chainlog, 'latency');
-        ctx.log(`  10 ${f.label}: p50 ${subject.summary.median.toFixed(2)} ms, p95 ${subject.summary.p95.toFixed(2)} ms`);
+        const cached = {
+          chainlog: series('chainlog search(), the same queries again', 'ms', again.chainlog, 'latency'),
+          plain: series('plain table, the same queries again', 'ms', again.plain, 'latency'),
+        };
+        ctx.log(
+          `  10 ${f.label}: p50 ${subject.summary.median.toFixed(2)} ms, p95 ${subject.summary.p95.toFixed(2)} ms; ` +
+            `again p50 ${cached.chainlog.summary.median.toFixed(2)} ms, p95 ${cached.chainlog.summary.p95.toFixed(2)} ms`,
+        );
         figures.push(
           figure({
             id: '10',
@@ -140,6 +170,12 @@ export const searchWorkloads: Workload[] = [
             subject,
             target: { kind: 'p95-below', value: 10, text: 'p95 < 10 ms' },
             baselines: [{ series: series('same SQL on the plain table (baseline)', 'ms', times.plain, 'latency') }],
+            notes: [
+              `the same queries again, right after the first pass: chainlog p50 ${cached.chainlog.summary.median.toFixed(2)} ms, p95 ${cached.chainlog.summary.p95.toFixed(2)} ms; ` +
+                `plain p50 ${cached.plain.summary.median.toFixed(2)} ms, p95 ${cached.plain.summary.p95.toFixed(2)} ms. ` +
+                `Pages read into shared buffers (from the OS cache or the disk) per query in the first pass: ` +
+                `chainlog ${firstReads.chainlog.toFixed(1)}, plain ${firstReads.plain.toFixed(1)}`,
+            ],
             judged: !ctx.quick,
           }),
         );

@@ -171,7 +171,7 @@ export const searchWorkloads: Workload[] = [
             target: { kind: 'p95-below', value: 10, text: 'p95 < 10 ms' },
             baselines: [{ series: series('same SQL on the plain table (baseline)', 'ms', times.plain, 'latency') }],
             notes: [
-              `the same queries again, right after the first pass: chainlog p50 ${cached.chainlog.summary.median.toFixed(2)} ms, p95 ${cached.chainlog.summary.p95.toFixed(2)} ms; ` +
+              `${f.label}: the same queries again, right after the first pass: chainlog p50 ${cached.chainlog.summary.median.toFixed(2)} ms, p95 ${cached.chainlog.summary.p95.toFixed(2)} ms; ` +
                 `plain p50 ${cached.plain.summary.median.toFixed(2)} ms, p95 ${cached.plain.summary.p95.toFixed(2)} ms. ` +
                 `Pages read into shared buffers (from the OS cache or the disk) per query in the first pass: ` +
                 `chainlog ${firstReads.chainlog.toFixed(1)}, plain ${firstReads.plain.toFixed(1)}`,

@@ -70,12 +70,13 @@ export const offlineWorkloads: Workload[] = [
       const defaults = { database: lib?.defaultContentWorkers('database') ?? 0, file: lib?.defaultContentWorkers('file') ?? 0 };
       const otherChoice = (source: 'database' | 'file') => (defaults[source] === 0 ? 1 : 0);
       const workersText = (n: number) => (n === 0 ? 'the hashes on the main thread' : `the hashes on ${n} worker thread(s)`);
+      // What verifyOffline() reads: every column (table order), in chain order.
+      const streamRows = `select * from chainlog.events where stream = '${STREAM}' order by seq, id`;
       variants.push({
         name: 'read',
         run: async () => {
           const { seconds, value } = await timed(() =>
-            // What verifyOffline() reads: every column (table order), in chain order, COPY's binary format.
-            copyOut(client, `copy (select * from chainlog.events where stream = '${STREAM}' order by seq, id) to stdout (format binary)`),
+            copyOut(client, `copy (${streamRows}) to stdout (format binary)`),
           );
           if (value.rows !== n) throw new Error(`read ${value.rows} rows, expected ${n}`);
           return n / seconds;
@@ -84,7 +85,7 @@ export const offlineWorkloads: Workload[] = [
       // The same rows written by the server to /dev/null: what producing them costs the server alone,
       // without Node reading them. Needs the right to write server files (superuser or
       // pg_write_server_files), which the embedded server's user has; skipped where it fails.
-      const serverRead = `copy (select * from chainlog.events where stream = '${STREAM}' order by seq, id) to '/dev/null' (format binary)`;
+      const serverRead = `copy (${streamRows}) to '/dev/null' (format binary)`;
       const serverReadProbe = await client.query(`copy (select * from chainlog.events limit 0) to '/dev/null' (format binary)`).then(
         () => undefined,
         (e: Error) => e.message,

@@ -4,13 +4,16 @@
 # is exact and repeatable whatever else the machine is doing, so it shows what a change to the
 # trigger or the head protocol costs per transaction, to within a few hundred instructions.
 #
-# Usage: [TABLES='chainlog.events'] [ROWS=1] bench/instructions/run.sh [N]   (needs valgrind and a PostgreSQL
-#        server install; PG_BINDIR defaults to `pg_config --bindir`; run as root or as the PostgreSQL user)
+# Usage: [TABLES='chainlog.events'] [ROWS=1] [SETUP=file.sql] bench/instructions/run.sh [N]   (needs valgrind
+#        and a PostgreSQL server install; PG_BINDIR defaults to `pg_config --bindir`; run as root or as
+#        the PostgreSQL user)
 #
 # ROWS events per statement (default 1): ROWS=2 counts a two-event transaction, whose second event
 # takes the path of a transaction's later events (the head handed to the settle at commit). STREAMS
 # (default 1) spreads a statement's rows over that many streams in turn: ROWS=4 STREAMS=2 writes
-# s1 s2 s1 s2, whose last two events come back to a stream after another one.
+# s1 s2 s1 s2, whose last two events come back to a stream after another one. SETUP, an SQL file, runs
+# once after chainlog is installed: a CREATE OR REPLACE of one of its functions, say, to count what a
+# change costs before making it (bench/instructions/safeguards.sh uses it).
 #
 # Each table gets two runs, of 100 and 100+N statements; the difference divided by N is the cost of
 # one transaction, warm-up and backend start-up cancelled out. Statements are sent by the simple
@@ -23,6 +26,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PORT=${PORT:-5498}
 source "$HERE/server.sh"
+if [ -n "${SETUP:-}" ]; then psql -q -v ON_ERROR_STOP=1 "$URL" -f "$SETUP" >/dev/null; fi
 stop_server
 
 # One INSERT per line (single-user mode runs each line as a statement and commits it). The baselines

@@ -75,6 +75,12 @@ export interface FigureSpec {
   /** ratio: false for a reference in other units (hashes/s beside events/s): no ratio is shown. */
   baselines?: Array<{ series: Series; target?: Target; ratio?: boolean }>;
   notes?: string[];
+  /**
+   * Also note each later baseline's speed ÷ the first baseline's, pair by pair. The ratio on a
+   * baseline's row is chainlog ÷ that baseline; this says where the second baseline itself stands
+   * (the hash-only trigger against the plain table, say), which the rows alone do not.
+   */
+  compareBaselines?: boolean;
   /** False in --quick runs: the sizes are too small for the targets to mean anything. */
   judged: boolean;
 }
@@ -89,14 +95,24 @@ export function figure(spec: FigureSpec): Figure {
       rows.push({ series: b.series });
       continue;
     }
-    const n = Math.min(spec.subject.samples.length, b.series.samples.length);
-    const a = Array.from({ length: n }, (_, i) => speed(spec.subject, i));
-    const c = Array.from({ length: n }, (_, i) => speed(b.series, i));
-    const samples = pairwiseRatios(a, c);
+    const samples = speedRatios(spec.subject, b.series);
     const ratio = { samples, summary: summarize(samples) };
     rows.push(b.target ? { series: b.series, ratio, target: b.target, status: status(b.target, ratio.summary) } : { series: b.series, ratio });
   }
-  return { id: spec.id, title: spec.title, rows, notes: spec.notes ?? [] };
+  const notes = [...(spec.notes ?? [])];
+  const [first, ...later] = spec.baselines ?? [];
+  if (spec.compareBaselines && first) {
+    for (const b of later) {
+      notes.push(`${b.series.name} ÷ ${first.series.name}: ${formatRatios(summarize(speedRatios(b.series, first.series)))}, pair by pair`);
+    }
+  }
+  return { id: spec.id, title: spec.title, rows, notes };
+}
+
+/** x's speed ÷ y's, sample by sample (samples of the same index come from the same round). */
+function speedRatios(x: Series, y: Series): number[] {
+  const n = Math.min(x.samples.length, y.samples.length);
+  return pairwiseRatios(Array.from({ length: n }, (_, i) => speed(x, i)), Array.from({ length: n }, (_, i) => speed(y, i)));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -117,6 +133,8 @@ export function formatValue(x: number, unit: string): string {
 }
 
 const formatRatio = (x: number) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
+/** The median ratio, and its min–max when there are several. */
+const formatRatios = (r: Summary) => (r.n > 1 ? `${formatRatio(r.median)} (${r.min.toFixed(2)}–${r.max.toFixed(2)})` : formatRatio(r.median));
 
 interface Cells {
   measure: string;
@@ -137,11 +155,7 @@ function cells(row: Row): Cells {
       : sum.n > 1
         ? `${formatNumber(sum.min)}–${formatNumber(sum.max)} (n=${sum.n})`
         : `(n=${sum.n})`;
-  const ratio = row.ratio
-    ? row.ratio.summary.n > 1
-      ? `${formatRatio(row.ratio.summary.median)} (${row.ratio.summary.min.toFixed(2)}–${row.ratio.summary.max.toFixed(2)})`
-      : formatRatio(row.ratio.summary.median)
-    : '';
+  const ratio = row.ratio ? formatRatios(row.ratio.summary) : '';
   return { measure: s.name, median, spread, ratio, target: row.target?.text ?? '', status: row.status ?? '' };
 }
 

@@ -45,6 +45,7 @@ async function copyFigure(ctx: BenchContext, client: pg.Client): Promise<Figure>
     title: `COPY FROM STDIN, ${ctx.sizes.events.toLocaleString('en')} events in one statement, one stream`,
     subject: s('chainlog'),
     baselines: [{ series: s('plain'), target: { kind: 'ratio-at-least', value: 0.5, text: '≥ 0.50×' } }, { series: s('hashed') }],
+    compareBaselines: true,
     judged: !ctx.quick,
   });
 }

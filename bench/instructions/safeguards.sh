@@ -5,7 +5,8 @@
 # to take any of them out: it says how much of the gap to the plain table they are, and so how far
 # workload 1 could get without them (docs/PERFORMANCE.md, "What limits the targets").
 #
-# Usage: [PG_BINDIR=...] bench/instructions/safeguards.sh [N]   (as run.sh; about a minute per row)
+# Usage: [PG_BINDIR=...] bench/instructions/safeguards.sh [N]   (needs what run.sh needs; about two
+#        minutes at the default N = 200)
 #
 # A safeguard is taken out by cutting its text from the function's definition as the server prints
 # it (pg_get_functiondef) and creating the function again. When a cut no longer matches the function,

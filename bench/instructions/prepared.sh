@@ -6,9 +6,11 @@
 # time aside. run.sh's single-user counts take the simple-query path, parsing and planning included
 # (on PostgreSQL 15 it counts 729k for the plain table, against 334k here), which dilutes the ratio.
 #
-# Usage: [TABLES='chainlog.events'] [PG_BINDIR=...] bench/instructions/prepared.sh [N]   (needs
+# Usage: [TABLES='chainlog.events'] [SETUP=file.sql] [PG_BINDIR=...] bench/instructions/prepared.sh [N]   (needs
 #        valgrind, pgbench (a version other than the server's will do) and what run.sh needs; about
 #        a minute at the default N = 300)
+#
+# SETUP, an SQL file, runs once after chainlog is installed, as in run.sh.
 #
 # Each table gets two pgbench runs, of 100 and 100+N transactions, each in a new session; the backend's
 # count is written when the session ends. The difference divided by N is one transaction, the
@@ -20,6 +22,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PORT=${PORT:-5497}
 source "$HERE/server.sh"
+if [ -n "${SETUP:-}" ]; then psql -q -v ON_ERROR_STOP=1 "$URL" -f "$SETUP" >/dev/null; fi
 stop_server
 PGBENCH=$([ -x "$BIN/pgbench" ] && echo "$BIN/pgbench" || command -v pgbench || true)
 [ -n "$PGBENCH" ] || { echo 'prepared.sh: needs pgbench (in PG_BINDIR or on the PATH)' >&2; exit 1; }

@@ -4,7 +4,9 @@
 # callgrind. Nothing is parsed or planned per transaction, so this counts the server work workload 1
 # times: the ratio of two counts is the ratio workload 1 measures without the commit flush, client
 # time aside. run.sh's single-user counts take the simple-query path, parsing and planning included
-# (on PostgreSQL 15 it counts 729k for the plain table, against 334k here), which dilutes the ratio.
+# (on PostgreSQL 15 it counts 729k for the plain table, against 334k here). That path costs the plain
+# table's longer statement more than chainlog's, so the ratio of its counts understates chainlog's
+# share (docs/PERFORMANCE.md, "Counted as an application sends it").
 #
 # Usage: [TABLES='chainlog.events'] [SETUP=file.sql] [PG_BINDIR=...] bench/instructions/prepared.sh [N]   (needs
 #        valgrind, pgbench (a version other than the server's will do) and what run.sh needs; about

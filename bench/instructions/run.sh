@@ -17,7 +17,8 @@
 #
 # Each table gets two runs, of 100 and 100+N statements; the difference divided by N is the cost of
 # one transaction, warm-up and backend start-up cancelled out. Statements are sent by the simple
-# query protocol (parsed and planned each time), so a prepared statement costs less than shown.
+# query protocol (parsed and planned each time), so a prepared statement costs less than shown;
+# prepared.sh counts one as workload 1 sends it.
 set -euo pipefail
 N=${1:-500}
 ROWS=${ROWS:-1}

@@ -12,7 +12,7 @@
 #        valgrind, pgbench (a version other than the server's will do) and what run.sh needs; about
 #        a minute at the default N = 300)
 #
-# SETUP, an SQL file, runs once after chainlog is installed, as in run.sh.
+# SETUP, an SQL file, runs once after chainlog is installed (server.sh), as in run.sh.
 #
 # Each table gets two pgbench runs, of 100 and 100+N transactions, each in a new session; the backend's
 # count is written when the session ends. The difference divided by N is one transaction, the
@@ -22,9 +22,8 @@ set -euo pipefail
 N=${1:-300}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-PORT=${PORT:-5497}
+PORT=${PORT:-5495}
 source "$HERE/server.sh"
-if [ -n "${SETUP:-}" ]; then psql -q -v ON_ERROR_STOP=1 "$URL" -f "$SETUP" >/dev/null; fi
 stop_server
 PGBENCH=$([ -x "$BIN/pgbench" ] && echo "$BIN/pgbench" || command -v pgbench || true)
 [ -n "$PGBENCH" ] || { echo 'prepared.sh: needs pgbench (in PG_BINDIR or on the PATH)' >&2; exit 1; }
@@ -36,13 +35,9 @@ as_pg "valgrind --tool=callgrind --callgrind-out-file=$WORK/cg/%p.out $BIN/postg
 for _ in $(seq 120); do psql -Atq "$URL" -c 'select 1' >/dev/null 2>&1 && break; sleep 1; done
 
 script() { # table -> a pgbench script with one INSERT of the event run.sh counts
-  local table=$1 extra_cols='' extra_vals=''
-  case $table in
-    bench.plain) extra_cols=', seq, data_digest, prev_hash, hash' extra_vals=", :seq, sha256('a'), sha256('b'), sha256('c')" ;;
-    bench.hashed) extra_cols=', seq, prev_hash' extra_vals=", :seq, sha256('b')" ;;
-  esac
+  baseline_extras "$1" :seq
   printf '\\set seq random(1, 1000000000000)\n'
-  echo "insert into $table ($EVENT_COLUMNS$extra_cols) values ($(event_values "'s1'" "'invoice-004242'" "'req-1'")$extra_vals);"
+  echo "insert into $1 ($EVENT_COLUMNS$EXTRA_COLS) values ($(event_values "'s1'" "'invoice-004242'" "'req-1'")$EXTRA_VALS);"
 }
 
 count() { # script transactions -> instructions of the session that ran them
@@ -62,7 +57,7 @@ count() { # script transactions -> instructions of the session that ran them
     sleep 1
   done
   [ $stable -ge 3 ] || { echo "prepared.sh: pgbench's sessions did not end within 2 minutes" >&2; exit 1; }
-  for f in $new; do awk '/^(summary|totals):/ { print $2; exit }' "$WORK/cg/$f"; done | sort -n | tail -1
+  for f in $new; do callgrind_total "$WORK/cg/$f"; done | sort -n | tail -1
 }
 
 printf '%-16s %s\n' table 'instructions per transaction'

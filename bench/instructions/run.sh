@@ -11,9 +11,7 @@
 # ROWS events per statement (default 1): ROWS=2 counts a two-event transaction, whose second event
 # takes the path of a transaction's later events (the head handed to the settle at commit). STREAMS
 # (default 1) spreads a statement's rows over that many streams in turn: ROWS=4 STREAMS=2 writes
-# s1 s2 s1 s2, whose last two events come back to a stream after another one. SETUP, an SQL file, runs
-# once after chainlog is installed: a CREATE OR REPLACE of one of its functions, say, to count what a
-# change costs before making it (bench/instructions/safeguards.sh uses it).
+# s1 s2 s1 s2, whose last two events come back to a stream after another one. SETUP: see server.sh.
 #
 # Each table gets two runs, of 100 and 100+N statements; the difference divided by N is the cost of
 # one transaction, warm-up and backend start-up cancelled out. Statements are sent by the simple
@@ -27,19 +25,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PORT=${PORT:-5498}
 source "$HERE/server.sh"
-if [ -n "${SETUP:-}" ]; then psql -q -v ON_ERROR_STOP=1 "$URL" -f "$SETUP" >/dev/null; fi
 stop_server
 
 # One INSERT per line (single-user mode runs each line as a statement and commits it). The baselines
 # get a seq from the clock, unique across runs.
 statements() { # table count
-  local table=$1 count=$2 extra_cols='' extra_vals=''
-  case $table in
-    bench.plain) extra_cols=', seq, data_digest, prev_hash, hash'
-                 extra_vals=", (extract(epoch from clock_timestamp()) * 1e6)::bigint + ROW, sha256('a'), sha256('b'), sha256('c')" ;;
-    bench.hashed) extra_cols=', seq, prev_hash'
-                  extra_vals=", (extract(epoch from clock_timestamp()) * 1e6)::bigint + ROW, sha256('b')" ;;
-  esac
+  local table=$1 count=$2
+  baseline_extras "$table" '(extract(epoch from clock_timestamp()) * 1e6)::bigint + ROW'
+  local extra_cols=$EXTRA_COLS extra_vals=$EXTRA_VALS
   for ((i = 0; i < count; i++)); do
     local rows=() r request vals
     for ((r = 0; r < ROWS; r++)); do

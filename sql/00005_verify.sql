@@ -65,6 +65,8 @@ declare
   expected_prev bytea;
   prev_row_prev bytea;
   linked_seq bigint;
+  pred_seq bigint;
+  removed bigint;
   next_present bigint;
   successor_seq bigint;
 begin
@@ -112,6 +114,14 @@ begin
   end if;
 
   k := least(bad_content, bad_link);
+
+  -- Both scans stop at up_to_seq. A gap that starts within it and ends beyond it is not the end of the
+  -- chain: events after it are stored, so the ones from last_seq + 1 on are missing, not cut off. It is
+  -- classified below as the same gap found by a scan of the whole stream.
+  if k is null and recorded_seq > coalesce(last_seq, 0) and limit_seq > coalesce(last_seq, 0)
+     and exists (select from chainlog.events e where e.stream = p_stream and e.seq > coalesce(last_seq, 0)) then
+    k := coalesce(last_seq, 0) + 1;
+  end if;
 
   if k is null then
     -- Every stored event is intact and linked. Compare the end of the chain with the recorded head.
@@ -186,6 +196,12 @@ begin
   -- The seq of the stored event whose hash r names as its predecessor, if any.
   linked_seq := (select pg_catalog.min(e.seq) from chainlog.events e
                   where e.stream = p_stream and e.hash = r.prev_hash and e.seq <> k);
+  -- The same, counting the genesis hash as seq 0's: r names no stored predecessor when it is the
+  -- stream's first event, moved up by events put before it.
+  pred_seq := coalesce(linked_seq, case when r.prev_hash = chainlog.genesis_hash() then 0 end);
+  -- Events removed from the middle, with the later ones renumbered to hide the gap, leave the stream
+  -- that many events short of its recorded head: r then hashes correctly that many seqs later.
+  removed := recorded_seq - (select pg_catalog.max(e.seq) from chainlog.events e where e.stream = p_stream);
 
   if chainlog._content_ok(r, k) then
     -- r is intact but does not link to the event before it.
@@ -235,18 +251,27 @@ begin
       problem := 'deleted';
       detail := pg_catalog.format('the event at seq %s was removed and later events renumbered to hide the gap', k);
     end if;
-  elsif linked_seq is not null and chainlog._content_ok(r, linked_seq + 1) then
+  elsif linked_seq is null and removed > 1 and chainlog._content_ok(r, k + removed) then
+    -- The same for several events (r's predecessor is gone too: linked_seq would name it).
+    problem := 'deleted';
+    detail := pg_catalog.format('events %s..%s were removed and later events renumbered to hide the gap', k, k + removed - 1);
+  elsif pred_seq is not null and chainlog._content_ok(r, pred_seq + 1) then
     if k > recorded_seq then
       -- Beyond the recorded head, a copy of a recorded event: the events up to the head are not to blame.
       problem := 'inserted';
-      detail := pg_catalog.format('event %s lies beyond the recorded head (seq %s) and repeats the event recorded at seq %s', k, recorded_seq, linked_seq + 1);
-    elsif linked_seq + 1 = k - 1 then
-      first_bad_seq := k - 1; checked := checked - 1;
+      detail := pg_catalog.format('event %s lies beyond the recorded head (seq %s) and repeats the event recorded at seq %s', k, recorded_seq, pred_seq + 1);
+    elsif pred_seq < k then
+      -- r was recorded right after pred_seq, and the events stored between them (seq pred_seq + 1 to
+      -- k - 1, a chain of their own since k is the first break) were put there: the first of them is
+      -- the first that does not belong.
+      first_bad_seq := pred_seq + 1; checked := checked - (k - first_bad_seq);
       problem := 'inserted';
-      detail := pg_catalog.format('event %s does not belong: later events were renumbered to make room for it', k - 1);
+      detail := case when first_bad_seq = k - 1
+                     then pg_catalog.format('event %s does not belong: later events were renumbered to make room for it', k - 1)
+                     else pg_catalog.format('events %s..%s do not belong: later events were renumbered to make room for them', first_bad_seq, k - 1) end;
     else
       problem := 'reordered';
-      detail := pg_catalog.format('event %s was recorded at seq %s', k, linked_seq + 1);
+      detail := pg_catalog.format('event %s was recorded at seq %s', k, pred_seq + 1);
     end if;
   else
     problem := 'modified';

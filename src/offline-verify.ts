@@ -885,6 +885,8 @@ interface Neighbourhood {
   linkedSeq(hash: Uint8Array, k: number): Promise<number | null>;
   /** The smallest seq above k + 1 of a row whose prev_hash is `hash` (names it as its predecessor). */
   successorSeq(hash: Uint8Array, k: number): Promise<number | null>;
+  /** The largest seq stored (read, for a file), whatever upToSeq says. */
+  lastStoredSeq(): Promise<number | null>;
 }
 
 class Scanner implements Neighbourhood {
@@ -909,6 +911,8 @@ class Scanner implements Neighbourhood {
   checked = 0;
   k: number | null = null;
   lastSeq = 0;
+  /** The largest seq of the rows read, checked or not. */
+  private maxSeq = 0;
   readonly lastHash = new Uint8Array(32);
   /** The seq of a checkpoint (options.watchSeq, or set before the first row of a file is checked). */
   watchSeq: number | undefined;
@@ -958,6 +962,7 @@ class Scanner implements Neighbourhood {
       seq = this.seqOf(r);
       if (!this.o.binary) this.checkId(r);
       this.rows++;
+      if (seq > this.maxSeq) this.maxSeq = seq;
       if (this.rows === 1 && this.o.startsAtFromSeq && seq !== this.o.fromSeq) throw this.wrongStart(seq);
       if (this.o.collectNeighbours && this.rows > 1 && seq <= this.ringSeq[(this.ri + 2) % 3]! && this.disorder === null) {
         this.disorder = this.outOfOrder(r, seq);
@@ -1321,6 +1326,9 @@ class Scanner implements Neighbourhood {
   async successorSeq(): Promise<number | null> {
     return this.successorAfterK;
   }
+  async lastStoredSeq(): Promise<number | null> {
+    return this.rows === 0 ? null : this.maxSeq;
+  }
 }
 
 /** Copies field f of a binary row to out at p; `size` is the length it must have (-1: any). */
@@ -1445,9 +1453,10 @@ function compareWithHead(
 /** Something is broken at position k: name it by looking at the rows around k. */
 async function classify(k: number, head: Head | null, nb: Neighbourhood, sha256: Sha256): Promise<Verdict> {
   const v: Verdict = { ok: false, checked: await nb.checkedBefore(k), firstBadSeq: k, problem: null, detail: null };
-  // checked counts the events before the first problem: one fewer when that is event k - 1.
+  // checked counts the events before the first problem: fewer when that lies before k (the events from
+  // it to k - 1 were checked intact and linked, one per seq).
   const say = (problem: Problem, detail: string, firstBadSeq = k) =>
-    Object.assign(v, { problem, detail, firstBadSeq, checked: firstBadSeq < k ? v.checked - 1 : v.checked });
+    Object.assign(v, { problem, detail, firstBadSeq, checked: firstBadSeq < k ? v.checked - (k - firstBadSeq) : v.checked });
   const ok = (e: EventText, asSeq: number) => contentMatches(e, BigInt(asSeq), sha256);
   const hashOf = (e: EventText | undefined) => (e ? parseBytea(e.hash) : null);
   const prevOf = (e: EventText | undefined) => (e ? parseBytea(e.prevHash) : null);
@@ -1479,6 +1488,9 @@ async function classify(k: number, head: Head | null, nb: Neighbourhood, sha256:
   const next = (await nb.rowsAt(k + 1))[0];
   const prevRowPrev = prevOf(before);
   const linked = await nb.linkedSeq(parseBytea(r.prevHash), k);
+  // The same, counting the genesis hash as seq 0's: r names no stored predecessor when it is the
+  // stream's first event, moved up by events put before it (only where the rows start at seq 1).
+  const pred = linked ?? (bytesEqual(prevOf(r), GENESIS) && v.checked === k - 1 ? 0 : null);
   const beyondHead = head !== null && k > head.seq;
 
   if (ok(r, k)) {
@@ -1507,11 +1519,24 @@ async function classify(k: number, head: Head | null, nb: Neighbourhood, sha256:
       ? say('reordered', `the event recorded at seq ${k} now sits at seq ${linked}, and the events after it were renumbered`)
       : say('deleted', `the event at seq ${k} was removed and later events renumbered to hide the gap`);
   }
-  if (linked !== null && ok(r, linked + 1)) {
+  // Events removed from the middle, the later ones renumbered to hide the gap, leave the stream that
+  // many events short of its recorded head: r then hashes correctly that many seqs later.
+  const last = head === null ? null : await nb.lastStoredSeq();
+  const removed = head === null || last === null ? 0 : head.seq - last;
+  if (linked === null && removed > 1 && ok(r, k + removed)) {
+    return say('deleted', `events ${k}..${k + removed - 1} were removed and later events renumbered to hide the gap`);
+  }
+  if (pred !== null && ok(r, pred + 1)) {
     // Beyond the recorded head, a copy of a recorded event: the events up to the head are not to blame.
-    if (beyondHead) return say('inserted', `event ${k} lies beyond the recorded head (seq ${head!.seq}) and repeats the event recorded at seq ${linked + 1}`);
-    if (linked + 1 === k - 1) return say('inserted', `event ${k - 1} does not belong: later events were renumbered to make room for it`, k - 1);
-    return say('reordered', `event ${k} was recorded at seq ${linked + 1}`);
+    if (beyondHead) return say('inserted', `event ${k} lies beyond the recorded head (seq ${head!.seq}) and repeats the event recorded at seq ${pred + 1}`);
+    // r was recorded right after pred, and the events stored between them (a chain of their own, since
+    // k is the first break) were put there: the first of them is the first that does not belong.
+    if (pred < k) {
+      return pred + 1 === k - 1
+        ? say('inserted', `event ${k - 1} does not belong: later events were renumbered to make room for it`, k - 1)
+        : say('inserted', `events ${pred + 1}..${k - 1} do not belong: later events were renumbered to make room for them`, pred + 1);
+    }
+    return say('reordered', `event ${k} was recorded at seq ${pred + 1}`);
   }
   return say('modified', `event ${k} no longer matches its hash`);
 }
@@ -1683,12 +1708,20 @@ export async function verifyOffline(options: VerifyOfflineOptions): Promise<Veri
       if (checkpoint) return { stream, ...removedStream(checkpoint) };
       throw unknownStream(stream);
     }
+    const neighbourhood = databaseNeighbourhood(client, stream);
+    let k = scanner.k;
+    // The COPY stops at upToSeq. A gap that starts within it and ends beyond it is not the end of the
+    // chain: events after it are stored, so the ones from lastSeq + 1 on are missing, not cut off (as
+    // chainlog.verify() says, and as a file holding those later rows shows).
+    if (k === null && head !== null && head.seq > scanner.lastSeq && limitSeq > scanner.lastSeq && (await neighbourhood.nextPresent(scanner.lastSeq)) !== null) {
+      k = scanner.lastSeq + 1;
+    }
     const verdict =
       head === null
         ? withoutHead(scanner.rows) // whatever the chain looks like, as verify() does
-        : scanner.k === null
+        : k === null
           ? compareWithHead(scanner.checked, scanner.lastSeq, scanner.checked ? scanner.lastHash : null, head, limitSeq)
-          : await classify(scanner.k, head, databaseNeighbourhood(client, stream), sha256);
+          : await classify(k, head, neighbourhood, sha256);
     const report = { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, scanner.watchedHash, scanner.lastSeq) : verdict) };
     // Joined inside the caller's READ COMMITTED transaction, the head and the rows were read in snapshots
     // of their own: an append committed in between looks like events inserted beyond the head. A problem
@@ -1734,6 +1767,7 @@ function databaseNeighbourhood(client: pg.ClientBase, stream: string): Neighbour
       scalar('select min(e.seq) as v from chainlog.events e where e.stream = $1 and e.hash = $2 and e.seq <> $3', [Buffer.from(hash), k]),
     successorSeq: (hash, k) =>
       scalar('select min(e.seq) as v from chainlog.events e where e.stream = $1 and e.seq > $3 and e.prev_hash = $2', [Buffer.from(hash), k + 1]),
+    lastStoredSeq: () => scalar('select max(e.seq) as v from chainlog.events e where e.stream = $1', []),
   };
 }
 

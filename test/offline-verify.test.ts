@@ -54,6 +54,19 @@ describe('verifyOffline() from the database', () => {
     expect(await verifyOffline({ db: db.pool, stream: 'prefix', upToSeq: 4 })).toMatchObject({ ok: true, checked: 4 });
   });
 
+  it('agrees with chainlog.verify() on events missing within upToSeq when the stream goes on past it (deleted), and on a cut end', async () => {
+    await seedStream(db.pool, 'gap-within', 10);
+    await asAttacker(db.pool, `delete from chainlog.events where stream = 'gap-within' and seq in (5, 6, 7)`);
+    await seedStream(db.pool, 'cut-within', 10);
+    await asAttacker(db.pool, `delete from chainlog.events where stream = 'cut-within' and seq > 7`);
+    for (const [stream, upToSeq] of [['gap-within', 4], ['gap-within', 5], ['gap-within', 8], ['cut-within', 9]] as const) {
+      expect(await verifyOffline({ db: db.pool, stream, upToSeq })).toEqual(await sqlVerify(stream, upToSeq));
+    }
+    expect(await verifyOffline({ db: db.pool, stream: 'gap-within', upToSeq: 6 })).toMatchObject({
+      ok: false, checked: 4, firstBadSeq: 5, problem: 'deleted', detail: 'events 5..7 are missing',
+    });
+  });
+
   it('recomputes events holding every kind of value in the format vectors, from the database and from both exports', async () => {
     // The vectors' values (unicode, IPv6, BC and far-future timestamps, JSON null, empty strings ...)
     // chained by the trigger, then verified through COPY's binary form and through CSV and NDJSON text.

@@ -23,6 +23,21 @@ describe('chainlog.verify()', () => {
     expect(await verify('prefix', 4)).toMatchObject({ ok: true, checked: 4 });
   });
 
+  it('with up_to_seq, events missing within it are deleted, not cut off, when the stream goes on past it', async () => {
+    await seedStream(db.pool, 'gap-within', 10);
+    await asAttacker(db.pool, `delete from chainlog.events where stream = 'gap-within' and seq in (5, 6, 7)`);
+    for (const upTo of [5, 6, 7, 8]) {
+      expect(await verify('gap-within', upTo)).toEqual({
+        ok: false, checked: 4, first_bad_seq: 5, problem: 'deleted', detail: 'events 5..7 are missing',
+      });
+    }
+    expect(await verify('gap-within', 4)).toMatchObject({ ok: true, checked: 4 });
+    // Without events after the gap it is the end of the stream that is gone.
+    await seedStream(db.pool, 'cut-within', 10);
+    await asAttacker(db.pool, `delete from chainlog.events where stream = 'cut-within' and seq > 7`);
+    expect(await verify('cut-within', 9)).toMatchObject({ ok: false, checked: 7, first_bad_seq: 8, problem: 'truncated' });
+  });
+
   it('refuses an unknown stream with LC005 and a hint', async () => {
     await expect(db.query(`select * from chainlog.verify('no-such-stream')`)).rejects.toMatchObject({
       code: 'LC005',

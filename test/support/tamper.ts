@@ -88,6 +88,19 @@ function insertedAt5(s: string, wellFormed: boolean): string {
          ${forgedEvent(s, 5, 4, 'hash', wellFormed)}`;
 }
 
+/** SQL moving every event up by `n` seqs from seq `from` on (through free seqs, since (stream, seq) is unique). */
+function renumberedUp(s: string, from: number, n: number): string {
+  return `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= ${from};
+         update chainlog.events set seq = seq - 1000 + ${n} where stream = '${s}' and seq >= ${from + 1000}`;
+}
+
+/** SQL deleting events `from`..`to` and moving the later ones down to close the gap. */
+function deletedAndRenumbered(s: string, from: number, to: number): string {
+  return `delete from chainlog.events where stream = '${s}' and seq between ${from} and ${to};
+         update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq > ${to};
+         update chainlog.events set seq = seq - 1000 - ${to - from + 1} where stream = '${s}' and seq > 1000`;
+}
+
 /**
  * SQL recomputing every prev_hash and hash of `stream` from `fromSeq` to its end, and the recorded head:
  * the careful superuser that only a checkpoint kept outside the database catches.
@@ -187,6 +200,18 @@ export const scenarios: TamperScenario[] = [
     expected: { problem: 'deleted', firstBadSeq: 3 },
   },
   {
+    name: 'events 5 and 6 are deleted and later events renumbered to hide the gap',
+    length: 10,
+    apply: (db, s) => asAttacker(db, deletedAndRenumbered(s, 5, 6)),
+    expected: { problem: 'deleted', firstBadSeq: 5 },
+  },
+  {
+    name: 'the first three events are deleted and later events renumbered to hide the gap',
+    length: 10,
+    apply: (db, s) => asAttacker(db, deletedAndRenumbered(s, 1, 3)),
+    expected: { problem: 'deleted', firstBadSeq: 1 },
+  },
+  {
     name: 'event 3 is moved to the end and the events after it renumbered',
     length: 10,
     apply: (db, s) => asAttacker(db, moved(s, 3, 10)),
@@ -243,6 +268,25 @@ export const scenarios: TamperScenario[] = [
         insertedAt5(s, true),
       ),
     expected: { problem: 'inserted', firstBadSeq: 5 },
+  },
+  {
+    name: 'two well-formed forged events are inserted at seq 5 and 6 and later events renumbered',
+    length: 10,
+    apply: (db, s) =>
+      asAttacker(
+        db,
+        `${renumberedUp(s, 5, 2)};
+         ${forgedEvent(s, 5, 4, 'hash', true)};
+         ${forgedEvent(s, 6, 5, 'hash', true)}`,
+      ),
+    expected: { problem: 'inserted', firstBadSeq: 5 },
+  },
+  {
+    name: 'a well-formed forged first event is inserted and later events renumbered',
+    length: 10,
+    // Copying prev_hash from the genuine first event, now at seq 2, gives the forged one the genesis hash.
+    apply: (db, s) => asAttacker(db, `${renumberedUp(s, 1, 1)}; ${forgedEvent(s, 1, 2, 'prev_hash', true)}`),
+    expected: { problem: 'inserted', firstBadSeq: 1 },
   },
   {
     name: 'a forged event is appended after the recorded head',

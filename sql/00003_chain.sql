@@ -422,9 +422,20 @@ begin
      or new.actor operator(pg_catalog.=) '' or new.result is null
      or not (new.result operator(pg_catalog.=) any ('{success,failure}'::pg_catalog.text[]))
      or not (new.actor_type operator(pg_catalog.=) any ('{user,api_key,service,system}'::pg_catalog.text[]))
-     or not pg_catalog.isfinite(new.occurred_at) then
+     or not pg_catalog.isfinite(new.occurred_at)
+     -- A text field the search indexes hold is long: _refuse_long_fields() refuses the row, naming the
+     -- field, if an index entry's text would exceed 2,600 bytes (PostgreSQL would refuse it naming the
+     -- index). No entry holds more than three of these fields, so one of them then exceeds 2,600 / 3
+     -- bytes. The test costs ≈ 8.8k instructions per one-event transaction (1.3%; ≈ 1.2k per row in a
+     -- 200-row statement), most of it reading the six fields of NEW.
+     or greatest(pg_catalog.octet_length(new.stream), pg_catalog.octet_length(new.actor),
+                 pg_catalog.octet_length(new.event_type), pg_catalog.octet_length(new.action),
+                 pg_catalog.octet_length(new.resource_type), pg_catalog.octet_length(new.resource_id))
+        operator(pg_catalog.>) 866 then
     perform chainlog._reject_invalid_event(new.stream, new.event_type, new.action, new.actor,
                                            new.actor_type, new.result, new.occurred_at);
+    perform chainlog._refuse_long_fields(new.stream, new.actor, new.event_type, new.action,
+                                         new.resource_type, new.resource_id);
   end if;
 
   -- Streams named chainlog.* are chainlog's own (begin_maintenance() records in chainlog.maintenance):
@@ -491,7 +502,8 @@ exception when invalid_text_representation then
 end;
 $$;
 
--- Called only when the chain trigger found a bad row: names the first bad field.
+-- Called when the chain trigger found a bad row, or one with a long text field: names the first bad
+-- field, if any (_refuse_long_fields() checks the long ones).
 create function chainlog._reject_invalid_event(
   stream text, event_type text, action text, actor text, actor_type text, result text,
   occurred_at timestamptz) returns void
@@ -517,9 +529,50 @@ begin
   elsif actor_type not in ('user', 'api_key', 'service', 'system') then
     raise exception 'chainlog: actor_type must be user, api_key, service or system, not %', pg_catalog.quote_literal(actor_type)
       using errcode = 'LC002', hint = 'Set actor_type in the row or with SET LOCAL chainlog.actor_type.';
-  else
+  elsif not isfinite(occurred_at) then
     raise exception 'chainlog: occurred_at must be a finite timestamp, not %', occurred_at
       using errcode = 'LC002', hint = 'Leave occurred_at out or give the time the event happened.';
+  end if;
+end;
+$$;
+
+-- Called when an indexed text field of an event is long (see the chain trigger): refuses the row if one index
+-- entry's text would exceed 2,600 bytes, naming the field. A B-tree entry holds at most 2,704 bytes,
+-- headers and the entry's other columns (a timestamp, an id) included. PostgreSQL compresses long
+-- entries, so some longer values would fit, but a limit that depends on how well a value compresses
+-- is not one a writer can keep to. Which fields share an entry: sql/00001_schema.sql and
+-- sql/00007_search.sql (stream alone; actor with event_type and action; resource_type with
+-- resource_id).
+create function chainlog._refuse_long_fields(
+  stream text, actor text, event_type text, action text, resource_type text, resource_id text) returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  max_bytes constant integer := 2600;
+  hint constant text := 'Keep names and identifiers short; long text belongs in payload, which is not indexed.';
+  together integer;
+  longest text;
+begin
+  if octet_length(stream) > max_bytes then
+    raise exception 'chainlog: stream is too long: % bytes, at most %', octet_length(stream), max_bytes
+      using errcode = 'LC002', hint = hint;
+  end if;
+  together := octet_length(actor) + octet_length(event_type) + octet_length(action);
+  if together > max_bytes then
+    longest := case greatest(octet_length(actor), octet_length(event_type), octet_length(action))
+                 when octet_length(actor) then 'actor' when octet_length(event_type) then 'event_type' else 'action' end;
+    raise exception 'chainlog: % is too long: actor, event_type and action take % bytes together, at most %',
+        longest, together, max_bytes
+      using errcode = 'LC002', hint = hint;
+  end if;
+  together := coalesce(octet_length(resource_type), 0) + coalesce(octet_length(resource_id), 0);
+  if together > max_bytes then
+    longest := case when coalesce(octet_length(resource_type), 0) > coalesce(octet_length(resource_id), 0)
+                    then 'resource_type' else 'resource_id' end;
+    raise exception 'chainlog: % is too long: resource_type and resource_id take % bytes together, at most %',
+        longest, together, max_bytes
+      using errcode = 'LC002', hint = hint;
   end if;
 end;
 $$;

@@ -112,7 +112,8 @@ grant insert (stream, seq, recorded_at, occurred_at, actor, actor_type, event_ty
 grant execute on function
   chainlog.append(text, text, text, text, text, text, text, text, jsonb, jsonb, jsonb, timestamptz, inet, text),
   chainlog._chain_first(chainlog.events), chainlog._setting_inet(text), chainlog._refuse_reserved_stream(text),
-  chainlog._reject_invalid_event(text, text, text, text, text, text, timestamptz)
+  chainlog._reject_invalid_event(text, text, text, text, text, text, timestamptz),
+  chainlog._refuse_long_fields(text, text, text, text, text, text)
   to chainlog_writer;
 
 -- Admins do both and may open a maintenance window.

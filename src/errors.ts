@@ -54,7 +54,7 @@ export class ChainlogAssignedFieldError extends ChainlogError {
 /** LC002: a required field is missing or a value is out of range (result, actor_type, occurred_at, chainlog.source_ip). */
 export class ChainlogInvalidEventError extends ChainlogError {
   override name = 'ChainlogInvalidEventError';
-  /** The offending field (stream, event_type, action, actor, result, actor_type, occurred_at, source_ip), when known. */
+  /** The offending field (stream, event_type, action, actor, result, actor_type, occurred_at, source_ip, resource_type, resource_id), when known. */
   readonly field: string | undefined;
   constructor(message: string, options: ChainlogErrorOptions & { field?: string }) {
     super(message, options);
@@ -168,7 +168,7 @@ function where(e: DriverError): string {
 }
 
 // Pulls the field name out of the trigger's messages, which start "chainlog: <field> ...".
-const FIELD_IN_MESSAGE = /^chainlog: (?:setting chainlog\.)?(stream|event_type|action|actor_type|actor|result|occurred_at|source_ip|seq|recorded_at|prev_hash|hash|data_digest|format_version)\b/;
+const FIELD_IN_MESSAGE = /^chainlog: (?:setting chainlog\.)?(stream|event_type|action|actor_type|actor|result|occurred_at|source_ip|resource_type|resource_id|seq|recorded_at|prev_hash|hash|data_digest|format_version)\b/;
 const STREAM_IN_MESSAGE = /there is no stream "(.*)"$/;
 
 /** The error itself, or the first error in its `cause` chain that carries a code. */

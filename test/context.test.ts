@@ -87,6 +87,30 @@ describe('bad input gets a clear error and writes nothing', () => {
     await expect(db.query(sql)).rejects.toMatchObject({ code: 'LC002', message: expect.stringContaining(field), hint: expect.any(String) });
   });
 
+  it('refuses text fields too long for the search indexes with LC002 naming the field, and writes nothing', async () => {
+    // md5 hex does not compress, so these would not fit an index entry (2,704 bytes at most): without the
+    // check PostgreSQL refuses them with 54000 naming an index.
+    const long = (bytes: number) => `(select left(string_agg(md5(g::text), ''), ${bytes}) from generate_series(1, 100) g)`;
+    const insert = (columns: string, values: string) =>
+      db.query(`insert into chainlog.events (stream, event_type, action, ${columns}) select 'long', 'E', 'CREATE', ${values}`);
+    for (const [columns, values, field] of [
+      ['resource_type, resource_id', `'url', ${long(2600)}`, 'resource_id'],
+      ['resource_type, resource_id', `${long(1500)}, ${long(1200)}`, 'resource_type'],
+      ['actor', long(2700), 'actor'],
+    ] as const) {
+      await expect(insert(columns, values)).rejects.toMatchObject({
+        code: 'LC002', message: expect.stringMatching(new RegExp(`^chainlog: ${field} is too long`)), hint: expect.stringContaining('payload'),
+      });
+    }
+    await expect(
+      db.query(`insert into chainlog.events (stream, event_type, action) select ${long(2700)}, 'E', 'CREATE'`),
+    ).rejects.toMatchObject({ code: 'LC002', message: expect.stringContaining('stream is too long: 2700 bytes') });
+    expect((await db.query(`select count(*)::int as n from chainlog.events where stream = 'long'`)).rows).toEqual([{ n: 0 }]);
+    // Up to the limit they are stored and chained, long as the row is as a whole.
+    await insert('actor, resource_type, resource_id', `${long(2000)}, 'url', ${long(2597)}`);
+    expect((await db.query(`select ok, checked::int from chainlog.verify('long')`)).rows).toEqual([{ ok: true, checked: 1 }]);
+  });
+
   it('refuses an invalid chainlog.source_ip setting with LC002 naming the setting', async () => {
     const client = await db.connect();
     await client.query('begin');

@@ -60,6 +60,16 @@ describe('errors raised by the database map to ChainlogError subclasses', () => 
     expect(e).toMatchObject({ code: 'LC002', field: 'source_ip' });
   });
 
+  it('LC002: a resource_id too long for the search index names resource_id, not the index', async () => {
+    const e = await rejection(
+      chainlog().append({ eventType: 'T', action: 'READ', resourceType: 'url', resourceId: randomBytes(1400).toString('hex') }),
+    );
+    expect(e).toBeInstanceOf(ChainlogInvalidEventError);
+    expect(e).toMatchObject({ code: 'LC002', field: 'resource_id' });
+    expect(e.message).toMatch(/resource_type and resource_id take 2803 bytes together, at most 2600/);
+    expect(e.hint).toMatch(/payload/);
+  });
+
   it('LC003: updating an event is a ChainlogAppendOnlyError that says to record a correction', async () => {
     await chainlog().append({ stream: 'lc003', eventType: 'T', action: 'CREATE' });
     const e = await rejection(db.query(`update chainlog.events set actor = 'x' where stream = 'lc003'`));

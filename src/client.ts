@@ -817,14 +817,10 @@ class ChainlogHandle implements Chainlog {
   }
 
   async export(args: ExportArgs, options: CallOptions = {}): Promise<ExportSummary> {
-    // A string goes to PostgreSQL as written (microseconds kept; without an offset it is UTC, the
-    // export session's pinned TimeZone). JavaScript's parser only screens out what is not a time at all.
-    const time = (value: Date | string | undefined, name: string) => {
-      const text = timestampParam(value, name);
-      if (text === null) return undefined;
-      if (Number.isNaN(new Date(text).getTime())) throw invalidArgument(`export(): ${name} is not a date: ${JSON.stringify(value)}.`);
-      return value instanceof Date ? value : text;
-    };
+    // Checked as search() checks them: a string goes to PostgreSQL as written (microseconds kept;
+    // without an offset it is UTC, the export session's pinned TimeZone), which alone decides what is a
+    // time. JavaScript's Date would refuse some that search() takes (+02, 23:59:60).
+    const time = (value: Date | string | undefined, name: string) => timestampParam(value, name) ?? undefined;
     try {
       const result = await exportEvents({
         db: options.db ?? this.db,

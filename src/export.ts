@@ -6,8 +6,8 @@
 // change how values print are pinned, so the same events export to the same bytes whatever the caller's
 // session looks like, and the whole export reads one snapshot (bounded by the head read first, so also
 // inside a caller's READ COMMITTED transaction, where each statement has its own).
-import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { constants as fsConstants, type Stats } from 'node:fs';
+import { lstat, open, unlink } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { PassThrough, Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -323,7 +323,9 @@ export interface ExportOptions {
   toSeq?: number;
   /**
    * Only events recorded at or after this instant. A string is read by PostgreSQL as a timestamptz, to the
-   * microsecond, in the export's pinned TimeZone (UTC) when it gives no offset.
+   * microsecond, in the export's pinned TimeZone (UTC) when it gives no offset: whatever search() takes
+   * (2025-01-31T09:30+02, a leap second 23:59:60). One PostgreSQL cannot read is refused before the
+   * output is opened.
    */
   from?: Date | string;
   /** Only events recorded before this instant (read like from). */
@@ -337,7 +339,9 @@ export interface ExportOptions {
   format: 'csv' | 'ndjson';
   /**
    * A file path (created or truncated) or a stream, which is ended when the export finishes. When it
-   * fails (EPIPE, ENOSPC, ...) the export rejects with a ChainlogError naming it, with its code.
+   * fails (EPIPE, ENOSPC, a write() that throws, ...) the export rejects with a ChainlogError naming it,
+   * with its code (CHAINLOG_OUTPUT when it has none). When the export fails, a regular file at the path
+   * is removed (emptied, when the path is a symbolic link to it); a FIFO, device or socket is left alone.
    */
   output: string | Writable;
   onProgress?: (progress: ExportProgress) => void;
@@ -378,6 +382,29 @@ function timestamp(name: string, value: Date | string | undefined): string | und
     throw new ChainlogInvalidArgumentError(`${name} must be a valid Date or a timestamp string, not ${String(value)}.`, { code: 'CHAINLOG_INVALID_ARGUMENT' });
   }
   return value.toISOString();
+}
+
+// The SQLSTATE class of data exceptions: 22007 invalid_datetime_format, 22008 datetime_field_overflow...
+const DATA_EXCEPTION = /^22/;
+
+/**
+ * A time option as PostgreSQL reads it in the pinned session (UTC when it gives no offset), printed to
+ * the microsecond. PostgreSQL, not JavaScript, decides what is a time, as for search(): the same
+ * strings are taken. One it cannot read is the caller's mistake, said before the output is opened.
+ */
+async function readTime(client: pg.ClientBase, name: string, value: string | undefined): Promise<string | undefined> {
+  if (value === undefined) return undefined;
+  try {
+    const { rows } = await client.query<{ t: string }>('select $1::pg_catalog.timestamptz::pg_catalog.text as t', [value]);
+    return rows[0]!.t;
+  } catch (e) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code !== 'string' || !DATA_EXCEPTION.test(code)) throw e;
+    throw new ChainlogInvalidArgumentError(
+      `${name} is not a time PostgreSQL can read: ${JSON.stringify(value)} (${String(message)}). Give an ISO 8601 date or time, e.g. 2025-01-31 or 2025-01-31T09:30:00+02:00.`,
+      { code: 'CHAINLOG_INVALID_ARGUMENT', cause: e },
+    );
+  }
 }
 
 interface ExportFilter {
@@ -466,6 +493,81 @@ class CsvCounter extends Transform {
   }
 }
 
+/**
+ * The last stage before the output. A stream reports a failed write through its callback; a Writable
+ * whose write() throws instead throws into whoever called write(): pipe(), from this stage's 'data'
+ * event, which fires inside the previous stage's push() or inside a 'drain' or nextTick callback. Caught
+ * here, the failure is the output's (onThrow) and fails the export, rather than passing for the
+ * previous stage's or escaping from an event handler, which would end the process.
+ */
+class OutputGuard extends PassThrough {
+  constructor(private readonly onThrow: (e: unknown) => void) {
+    super();
+  }
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event !== 'data') return super.emit(event, ...args);
+    try {
+      return super.emit(event, ...args);
+    } catch (e) {
+      this.onThrow(e);
+      this.destroy(e as Error);
+      return false;
+    }
+  }
+}
+
+/** A file an export writes to, and how to take back what it wrote when the export fails. */
+interface OutputFile {
+  sink: Writable;
+  discard(): Promise<void>;
+}
+
+/**
+ * Opens `path` for an export: created, or truncated. A failed export takes back what it wrote only
+ * from a regular file, its own or one it truncated: emptied, then removed when the path names it (a
+ * symbolic link to it is someone else's and stays, pointing at the empty file). A FIFO, a device or a
+ * socket (a named pipe a reader is on, /dev/stdout) is left alone: the export did not make it, and what
+ * went through it cannot be taken back. The file is recognised by device and inode, as opened: the
+ * path may name something else by the time the export fails.
+ */
+async function openOutputFile(path: string): Promise<OutputFile> {
+  const handle = await open(path, 'w');
+  let opened: Stats;
+  try {
+    opened = await handle.stat();
+  } catch (e) {
+    await handle.close().catch(() => {});
+    throw e;
+  }
+  const sink = handle.createWriteStream(); // closes the handle when it ends or is destroyed
+  const same = (s: Stats | null) => s !== null && s.dev === opened.dev && s.ino === opened.ino;
+  return {
+    sink,
+    async discard() {
+      // Closed first, so that no write still in flight lands after the file was emptied. ('close'
+      // itself: events.once() would settle early on the 'error' a destroyed stream may still emit.)
+      if (!sink.closed) {
+        const closed = new Promise<void>((resolve) => sink.once('close', () => resolve()));
+        sink.destroy();
+        await closed;
+      }
+      if (!opened.isFile()) return;
+      // Non-blocking: should the path be a FIFO by now, opening it must not wait for a reader.
+      const file = await open(path, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK).catch(() => null);
+      if (file) {
+        try {
+          if (same(await file.stat())) await file.truncate(0);
+        } finally {
+          await file.close();
+        }
+      }
+      const named = await lstat(path).catch(() => null);
+      if (named?.isFile() && same(named)) await unlink(path);
+    },
+  };
+}
+
 /** The output of an export, as an error message names it. */
 function outputName(output: string | Writable): string {
   if (typeof output === 'string') return JSON.stringify(output);
@@ -474,9 +576,9 @@ function outputName(output: string | Writable): string {
 }
 
 /**
- * The error for an export whose output failed (a closed pipe, a full disk, a reader that went away):
- * named as the output's, not the database's, with the system error's code (EPIPE, ENOSPC, ...) or
- * CHAINLOG_OUTPUT. The database session is fine, and stays in the pool.
+ * The error for an export whose output failed (a closed pipe, a full disk, a reader that went away, a
+ * path that cannot be opened): named as the output's, not the database's, with the system error's code
+ * (EPIPE, ENOSPC, ...) or CHAINLOG_OUTPUT. The database session is fine, and stays in the pool.
  */
 function outputError(e: unknown, output: string | Writable): ChainlogError {
   const { code, message } = (typeof e === 'object' && e !== null ? e : { message: String(e) }) as { code?: unknown; message?: unknown };
@@ -501,8 +603,8 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
   }
   const fromSeq = integer('fromSeq', options.fromSeq);
   const toSeqOption = integer('toSeq', options.toSeq);
-  const fromTime = timestamp('from', options.from);
-  const toTime = timestamp('to', options.to);
+  const fromOption = timestamp('from', options.from);
+  const toOption = timestamp('to', options.to);
 
   return withPinnedSnapshot(db, async (client) => {
     const head = await readStreamHead(client, stream);
@@ -513,7 +615,17 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
       });
     }
     const toSeq = Math.min(head.seq, toSeqOption ?? head.seq);
-    const sink = typeof output === 'string' ? createWriteStream(output) : output;
+    const fromTime = await readTime(client, 'from', fromOption);
+    const toTime = await readTime(client, 'to', toOption);
+    let file: OutputFile | undefined;
+    if (typeof output === 'string') {
+      try {
+        file = await openOutputFile(output);
+      } catch (e) {
+        throw outputError(e, output);
+      }
+    }
+    const sink = file?.sink ?? (output as Writable);
     const counter = format === 'csv' ? new CsvCounter(onProgress) : new NdjsonLines(NDJSON_FIELDS, onProgress);
     // Which failed first, the output or what feeds it (the COPY, onProgress): the pipeline then destroys
     // every other stage with that same error.
@@ -525,17 +637,18 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
       outputFailedFirst ??= true;
     };
     sink.on('error', onOutputError);
+    const guard = new OutputGuard(onOutputError);
     let copy: CopyOutResult<void>['copy'];
     try {
       ({ copy } = await copyOut(client, exportCopySql(client, { stream, fromSeq, toSeq, from: fromTime, to: toTime, format }), async (rows) => {
         rows.on('error', () => {
           outputFailedFirst ??= false;
         });
-        await pipeline(rows, counter, sink);
+        await pipeline(rows, counter, guard, sink);
       }));
     } catch (e) {
-      // A file cut short would pass for an export of fewer events: remove the file this call wrote.
-      if (typeof output === 'string') await rm(output, { force: true }).catch(() => {});
+      // A file cut short would pass for an export of fewer events: take back what this call wrote.
+      await file?.discard().catch(() => {});
       throw outputFailedFirst ? outputError(e, output) : e;
     } finally {
       sink.removeListener('error', onOutputError);

@@ -456,8 +456,18 @@ describe.concurrent('the chainlog CLI', () => {
       expect(limit.stderr).toMatch(/^chainlog: --limit must be a whole number from 1 to 1000, not "abc"\.$/m);
       expect(upTo.stderr).toMatch(/^chainlog: --up-to-seq must be a seq, a whole number, not "abc"\.$/m);
       expect(upToFile.stderr).toMatch(/^chainlog: --up-to-seq must be a seq, a whole number, not "1\.5"\.$/m);
-      expect(workers.stderr).toMatch(/^chainlog: --workers must be a whole number 0 or more, not "two"\.$/m);
+      expect(workers.stderr).toMatch(/^chainlog: --workers must be a whole number from 0 to 64, not "two"\.$/m);
       expect(fromSeq.stderr).toMatch(/^chainlog: --from-seq must be a seq, a whole number, not "-3"\.$/m);
+    });
+
+    it('verify refuses more than 64 --workers before it starts any', async () => {
+      const [database, file] = await Promise.all([
+        chainlog('verify', '--offline', '--workers', '65'),
+        run(['verify', '--file', path.join(tmp, 'none.ndjson'), '--workers', '100000']),
+      ]);
+      expect([database.code, file.code]).toEqual([2, 2]);
+      expect(database.stderr).toMatch(/^chainlog: --workers must be a whole number from 0 to 64, not "65"\.$/m);
+      expect(file.stderr).toMatch(/^chainlog: --workers must be a whole number from 0 to 64, not "100000"\.$/m);
     });
 
     it('verify refuses --expected-head, --format and --from-seq without --file, and --workers without --offline', async () => {
@@ -775,6 +785,17 @@ process.on('SIGUSR2', () => setImmediate(() => new EventEmitter().emit('error', 
       expect(json(exported)).toMatchObject({ rows: 1 });
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/^chainlog: --from must be an ISO 8601 date or time, e\.g\. .*, not "yesterday"\.$/m);
+    });
+
+    it('export --from/--to take every time search takes: an offset of hours alone, a leap second', async () => {
+      await seedStream(db.pool, 'x-times', 2);
+      const times = [['--from', '2025-01-31T09:30+02'], ['--to', '2999-12-31T23:59:60']];
+      const runs = await Promise.all(times.flatMap(([flag, time]) => [
+        chainlog('search', '-s', 'x-times', flag!, time!, '--json'),
+        chainlog('export', '-s', 'x-times', flag!, time!, '-o', path.join(tmp, `x-times${flag}.ndjson`), '--json'),
+      ]));
+      for (const r of runs) expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(runs.map((r) => json(r).events?.length ?? json(r).rows)).toEqual([2, 2, 2, 2]);
     });
 
     it('--json prints the export summary with the head', async () => {

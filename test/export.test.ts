@@ -4,6 +4,7 @@ import path from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChainlog } from '../src/client.js';
 import { ChainlogConnectionError, ChainlogError } from '../src/errors.js';
 import { EXPORT_COLUMNS, exportEvents, withPinnedSnapshot, type ExportOptions } from '../src/export.js';
 import { verifyOfflineFile } from '../src/offline-verify.js';
@@ -271,6 +272,17 @@ describe('exportEvents()', () => {
     const { bytes, result } = await exportToBuffer({ db: db.pool, stream: 'timed', format: 'ndjson', from: rows[0]!.from, to: rows[0]!.to });
     expect(seqs(bytes)).toEqual([4, 5, 6]);
     expect(result).toMatchObject({ rows: 3, firstSeq: 4, lastSeq: 6 });
+  });
+
+  it('export() takes every time search() takes, JavaScript\'s Date or not: an offset of hours alone, a leap second', async () => {
+    const log = createChainlog({ pool: db.pool });
+    for (const [key, time] of [['from', '2025-01-31T09:30+02'], ['to', '2999-12-31T23:59:60']] as const) {
+      const page = await log.search({ stream: 'timed', [key]: time });
+      const out = new PassThrough().resume();
+      const exported = await log.export({ stream: 'timed', format: 'ndjson', output: out, [key]: time });
+      expect(exported.rows, `${key} ${time}`).toBe(page.events.length);
+      expect(exported.rows).toBeGreaterThan(0);
+    }
   });
 
   it('a partial export (fromSeq) verifies from its first event on', async () => {

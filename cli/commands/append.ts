@@ -1,13 +1,11 @@
-// chainlog append: append one event from options, or many from an NDJSON file (one event per line,
-// in the TypeScript API's shape: {"eventType": ..., "action": ..., "stream": ...}) through appendMany().
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
+// chainlog append: append one event from options, or many from an NDJSON file (cli/event-file.ts)
+// through appendMany(), in one transaction. With a file, the event options are every line's defaults.
 import type { Argv, CommandModule } from 'yargs';
 import type { ActorType, EventResult, NewEvent } from '../../src/client.js';
-import { isLosslessNumber, parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
 import { invalidArgument } from '../../src/errors.js';
 import { EXIT, handler, type GlobalArgs } from '../command.js';
 import { withDatabase } from '../connection.js';
+import { EVENT_KEYS, JSON_FIELDS, readEvents, withDefaults } from '../event-file.js';
 import { formatRecord, printable, progress, writeJson, writeLine, writeTable, type Output } from '../output.js';
 
 export interface AppendArgs extends GlobalArgs {
@@ -44,53 +42,6 @@ function jsonOption(name: string, text: string | undefined): { json?: string; is
   return value === null ? { isNull: true } : { json: text.trim(), isNull: false };
 }
 
-const JSON_FIELDS = [
-  ['payload', 'payloadJson'],
-  ['before', 'beforeJson'],
-  ['after', 'afterJson'],
-] as const;
-
-/**
- * One NDJSON line as an event. payload, before and after are passed on as JSON text (payloadJson, ...),
- * so that PostgreSQL stores their numbers exactly as written: lossless-json keeps every number's digits
- * (JSON.parse would round 12345678901234567890 and drop the zeros of 1.0), and it refuses a key given
- * twice with different values, which JSON.parse would silently resolve to the last.
- */
-export function parseEventLine(line: string, where: string): NewEvent {
-  let value: unknown;
-  try {
-    value = parseLossless(line);
-  } catch (e) {
-    throw invalidArgument(`${where}: not valid JSON (${(e as Error).message}).`, 'Write one event per line, e.g. {"eventType": "USER_LOGIN", "action": "LOGIN", "stream": "acme"}.');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidArgument(`${where}: not a JSON object.`, 'Write one event per line, e.g. {"eventType": "USER_LOGIN", "action": "LOGIN", "stream": "acme"}.');
-  }
-  const event = value as NewEvent & Record<string, unknown>;
-  for (const [key, textKey] of JSON_FIELDS) {
-    // JSON null stays null (SQL NULL); a line that gives the text itself keeps it.
-    if (event[key] === null || event[key] === undefined || event[textKey] !== undefined) continue;
-    event[textKey] = stringifyLossless(event[key]);
-    delete event[key];
-  }
-  // Any other member that is a number reaches the client as JSON.parse would give it.
-  for (const [key, v] of Object.entries(event)) if (isLosslessNumber(v)) event[key] = Number(v.value);
-  return event;
-}
-
-/** Reads NDJSON events from a file, or from stdin for "-". */
-export async function readEvents(file: string): Promise<NewEvent[]> {
-  const input = file === '-' ? process.stdin : createReadStream(file);
-  const events: NewEvent[] = [];
-  let n = 0;
-  for await (const line of createInterface({ input, crlfDelay: Infinity })) {
-    n++;
-    if (line.trim() === '') continue;
-    events.push(parseEventLine(line, `${file === '-' ? 'stdin' : file}, line ${n}`));
-  }
-  return events;
-}
-
 /** --payload, --before and --after as the event's JSON text fields. */
 function jsonFields(args: AppendArgs): Partial<NewEvent> {
   const fields: Partial<NewEvent> = {};
@@ -102,26 +53,31 @@ function jsonFields(args: AppendArgs): Partial<NewEvent> {
   return fields;
 }
 
+/**
+ * The options that describe an event, except --event-type and --action: the event's fields, or with
+ * --file the default of each line that leaves the field out (as for --stream). None is ignored.
+ */
+function eventOptions(args: AppendArgs): Partial<NewEvent> {
+  const fields: Partial<NewEvent> = {
+    stream: args.stream,
+    actor: args.actor,
+    actorType: args.actorType,
+    result: args.result,
+    resourceType: args.resourceType,
+    resourceId: args.resourceId,
+    ...jsonFields(args),
+    occurredAt: args.occurredAt,
+    sourceIp: args.sourceIp,
+    requestId: args.requestId,
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+}
+
 export async function runAppend(args: AppendArgs, out: Output): Promise<number> {
-  const single: NewEvent | undefined = args.file
-    ? undefined
-    : {
-        eventType: args.eventType!,
-        action: args.action!,
-        stream: args.stream,
-        actor: args.actor,
-        actorType: args.actorType,
-        result: args.result,
-        resourceType: args.resourceType,
-        resourceId: args.resourceId,
-        ...jsonFields(args),
-        occurredAt: args.occurredAt,
-        sourceIp: args.sourceIp,
-        requestId: args.requestId,
-      };
-  const batch = args.file ? await readEvents(args.file) : undefined;
-  // In a file, the stream option is the default for lines that name none.
-  if (batch && args.stream) for (const e of batch) e.stream ??= args.stream;
+  const options = eventOptions(args);
+  const single: NewEvent | undefined = args.file ? undefined : { eventType: args.eventType!, action: args.action!, ...options };
+  // Every line is read and checked before the database is opened: a bad line appends nothing.
+  const batch = args.file ? (await readEvents(args.file)).map((e) => withDefaults(e, options)) : undefined;
   if (batch?.length === 0) {
     // Nothing to write: no database to open, no table of heads to print.
     if (out.json) writeJson(out, { count: 0, heads: [] });
@@ -172,10 +128,14 @@ export const appendCommand: CommandModule<GlobalArgs, AppendArgs> = {
       .option('occurred-at', { type: 'string', describe: 'ISO 8601 time the event happened' })
       .option('source-ip', { type: 'string' })
       .option('request-id', { type: 'string' })
-      .option('file', { alias: 'f', type: 'string', describe: 'NDJSON file of events ("-" for stdin), appended in one transaction' })
+      .option('file', {
+        alias: 'f',
+        type: 'string',
+        describe: 'NDJSON file of events ("-" for stdin), appended in one transaction. The event options (all but --event-type and --action) fill in each line\'s fields it leaves out (absent or null)',
+      })
       .check((a) => {
         if (a.file) {
-          if (a.eventType || a.action) throw invalidArgument('Give either --file or --event-type/--action, not both.');
+          if (a.eventType || a.action) throw invalidArgument('Give either --file or --event-type/--action, not both: each line of the file names its own eventType and action.');
           return true;
         }
         const missing = [a.eventType ? null : '--event-type', a.action ? null : '--action'].filter(Boolean);
@@ -183,6 +143,9 @@ export const appendCommand: CommandModule<GlobalArgs, AppendArgs> = {
         return true;
       })
       .example("$0 append -s acme -t INVOICE_PAID -a UPDATE --actor alice --resource-type invoice --resource-id 42 --payload '{\"amount\": 120}'", '')
-      .example('$0 append --file events.ndjson', '') as unknown as Argv<AppendArgs>,
+      .epilogue(`A --file line is an event as the TypeScript API takes it, with the keys ${EVENT_KEYS.join(', ')}; ` +
+        'a text field may be a number, stored as written. A line with any other key or a value of the wrong type is refused, naming its line, and nothing is appended.')
+      .example('$0 append --file events.ndjson', '')
+      .example('$0 append --file logins.ndjson -s acme --actor-type user --source-ip 203.0.113.7', 'Lines that name no stream, actor type or address get these') as unknown as Argv<AppendArgs>,
   handler: handler(runAppend),
 };

@@ -136,7 +136,7 @@ export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
     y
       .option('stream', { alias: 's', type: 'string', demandOption: true, describe: 'The stream to export' })
       .option('format', { type: 'string', choices: ['csv', 'ndjson'] as const, describe: 'Default: from the --output extension, else ndjson' })
-      .option('output', { alias: 'o', type: 'string', describe: 'File to write (default: stdout)' })
+      .option('output', { alias: 'o', type: 'string', describe: 'File to write (default: stdout). If the export fails, a regular file is removed rather than left cut short; a FIFO or device is left alone' })
       .option('from-seq', { type: 'string', describe: 'First seq to export' })
       .option('to-seq', { type: 'string', describe: 'Last seq to export' })
       .option('from', { type: 'string', describe: `Only events recorded at or after this time (${TIME_HELP})` })

@@ -28,6 +28,15 @@ export interface VerifyArgs extends GlobalArgs {
   workers?: string;
 }
 
+/**
+ * The most --workers takes. Hashing is bound by the cores, so threads beyond them only add start-up
+ * time and memory; a number this large is a typo, refused rather than started. Fixed, not the cores of
+ * this machine, so that a script behaves the same wherever it runs.
+ */
+export const MAX_WORKERS = 64;
+
+const workersOption = (text: string | undefined) => integerOption('workers', text, 0, MAX_WORKERS);
+
 /** The format of an exported file, from its name: .ndjson, .jsonl or .json is NDJSON, anything else CSV. */
 export function fileFormat(file: string): 'csv' | 'ndjson' {
   return /\.(nd)?jsonl?$|\.ndjson$/i.test(file) ? 'ndjson' : 'csv';
@@ -51,7 +60,7 @@ export function checksOffline(args: Pick<VerifyArgs, 'offline' | 'checkpoint' | 
 
 /**
  * Refuses options that would be ignored: the file options without --file, --workers on the database's
- * verify(), more than one --stream for a file.
+ * verify(), more than one --stream for a file; and a --workers out of range, before any work starts.
  */
 export function checkVerifyArgs(
   args: Pick<VerifyArgs, 'file' | 'offline' | 'workers' | 'checkpoint' | 'checkpoints' | 'publicKey' | 'stream' | (typeof FILE_ONLY)[number][0]>,
@@ -71,6 +80,7 @@ export function checkVerifyArgs(
     // A file holds one stream (or --stream names it); the database needs to be told which.
     if (!args.file && (args.stream?.length ?? 0) !== 1) throw invalidArgument('--checkpoint needs exactly one --stream: a checkpoint is one stream\'s head.');
   }
+  workersOption(args.workers);
   if (!args.file) {
     const given = FILE_ONLY.filter(([key]) => args[key] !== undefined).map(([, flag]) => `--${flag}`);
     if (given.length) {
@@ -162,7 +172,7 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
       checkpoints,
       upToSeq: upToSeq === undefined ? undefined : Number(upToSeq),
       fromSeq: fromSeq === undefined ? undefined : Number(fromSeq),
-      workers: integerOption('workers', args.workers, 0),
+      workers: workersOption(args.workers),
       onProgress: (p) => timer.update((rows = p.rows)),
     }).catch((e: unknown) => {
       throw toChainlogError(e);
@@ -189,7 +199,7 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
   }
 
   const upToSeq = seqOption('up-to-seq', args.upToSeq);
-  const workers = integerOption('workers', args.workers, 0);
+  const workers = workersOption(args.workers);
   const heads = checkpoints ?? new Map(checkpoint === undefined ? [] : [[args.stream![0]!, checkpoint]]);
   const offline = checksOffline(args);
   const reports = await withDatabase(args, out, async (db) => {
@@ -272,7 +282,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
         describe: 'A file of heads written earlier by `chainlog streams --json`, or signed by `chainlog checkpoint`: each stream in it is checked against its head as with --checkpoint, and every other stream as usual; implies --offline; with --file, the file\'s stream must be in it',
       })
       .option('public-key', { type: 'string', describe: 'With a signed --checkpoints file: the signer\'s public key (PEM); the signature is checked before any head is used' })
-      .option('workers', { type: 'string', describe: 'With --offline (or a checkpoint) or --file: how many threads recompute hashes (default for large inputs, at most 4: cores - 1 for a file, cores - 2 from the database; 0: none)' })
+      .option('workers', { type: 'string', describe: `With --offline (or a checkpoint) or --file: how many threads recompute hashes, from 0 (none) to ${MAX_WORKERS} (default for large inputs, at most 4: cores - 1 for a file, cores - 2 from the database)` })
       .check((a) => {
         checkVerifyArgs(a as unknown as VerifyArgs);
         return true;

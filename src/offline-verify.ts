@@ -1940,12 +1940,12 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
       };
       parser = csv;
     }
-    const source = input ?? createReadStream(path!, { highWaterMark: 1 << 20 });
+    const source = readInput(input ?? createReadStream(path!, { highWaterMark: 1 << 20 }), path);
     let bytes = 0;
     // The first bytes are held until there are three, to tell a byte order mark.
     let first: Uint8Array | null = new Uint8Array(0);
     firstByte = -1;
-    for await (const chunk of source as AsyncIterable<Uint8Array>) {
+    for await (const chunk of source) {
       bytes += chunk.length;
       let data = chunk;
       if (first !== null) {
@@ -1997,6 +1997,27 @@ export async function verifyOfflineFile(options: VerifyFileOptions): Promise<Ver
     return { stream, ...(checkpoint ? applyCheckpoint(verdict, checkpoint, s.watchedHash, s.lastSeq, { file: true, fromSeq }) : verdict), ...skipped };
   } catch (e) {
     throw fileFormatError(wrongFormat(e, format, firstByte));
+  }
+}
+
+/**
+ * The input's chunks. An error reading them (an I/O error, an input stream that failed) is the input's,
+ * not a malformed file's: a ChainlogError naming it, with the system error's code (EIO, ...) or
+ * CHAINLOG_INPUT. Only the input's own errors pass through here: one thrown while a chunk is checked
+ * ends the loop that reads it instead.
+ */
+async function* readInput(input: Readable | AsyncIterable<Uint8Array>, path: string | undefined): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of input as AsyncIterable<Uint8Array>) yield chunk;
+  } catch (e) {
+    if (e instanceof ChainlogError) throw e;
+    const { code, message } = (typeof e === 'object' && e !== null ? e : { message: String(e) }) as { code?: unknown; message?: unknown };
+    const hint = path === undefined ? 'The input stream failed; nothing was concluded about the events.' : 'Check the file and the disk it is on; nothing was concluded about the events.';
+    throw new ChainlogError(`could not read ${path === undefined ? 'the input stream' : `the file ${JSON.stringify(path)}`}: ${String(message)}. ${hint}`, {
+      code: typeof code === 'string' ? code : 'CHAINLOG_INPUT',
+      cause: e,
+      hint,
+    });
   }
 }
 

@@ -308,7 +308,7 @@ describe.concurrent('the chainlog CLI', () => {
       expect(json(exportJson)).toEqual({ ok: true, streams: [expect.objectContaining({ stream: 'sgn-a', ok: true })], checkpoint: used });
       expect(exports[1]!.stdout).toMatch(/^sgn-b\s+TAMPERED\s+2\s+3\s+modified\s+event 3 does not have the hash the checkpoint recorded/m);
       // What a checkpoint does not cover is said as it is: the events after its seq.
-      expect(exports[0]!.stderr).toMatch(/\(no --expected-head: events after the checkpoint's seq could be cut off the end and it would still pass\)/);
+      expect(exports[0]!.stderr).toMatch(/\(no --expected-head: events after the checkpoint's seq could be cut off the end, or rewritten with their hashes recomputed, and it would still pass\)/);
       for (const r of results) {
         expect(r.code).toBe(1);
         expect(r.stderr).toMatch(/^Checkpoint signed by sha256:[0-9a-f]{64}: the heads of 2 stream\(s\), taken \d{4}-/m);
@@ -740,6 +740,19 @@ process.on('SIGUSR2', () => setImmediate(() => new EventEmitter().emit('error', 
       const { verified } = await runPrintedCheck(toStdout, file);
       expect(verified.code).toBe(0);
       expect(json(verified).streams).toEqual([expect.objectContaining({ ok: true, checked: 2 })]);
+    });
+
+    it('an export from a seq the database no longer holds warns that the database is missing events, and its check runs', async () => {
+      await seedStream(db.pool, 'pd', 6);
+      await asAttacker(db.pool, `delete from chainlog.events where stream = 'pd' and seq = 3`);
+      const r = await chainlog('export', '-s', 'pd', '-o', path.join(tmp, 'pd.ndjson'), '--from-seq', '3');
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/^Warning: the export starts at seq 4, not 3: the database is missing events\. Run chainlog verify on the stream\.$/m);
+      expect(r.stderr).toMatch(/--from-seq 4 --expected-head 6:/);
+      // The file itself is intact from where it starts: the printed check passes, and the stream's does not.
+      const { verified } = await runPrintedCheck(r);
+      expect(verified.code).toBe(0);
+      expect((await chainlog('verify', '-s', 'pd')).code).toBe(1);
     });
 
     it('an export by time prints a check only when its events are one run of seqs, and says why not otherwise', async () => {

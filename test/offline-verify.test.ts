@@ -354,6 +354,23 @@ describe('verifyOfflineFile() from an export', () => {
     }
   });
 
+  it('an input that cannot be read is a ChainlogError naming it with the system error, not a malformed file', async () => {
+    // Reading /proc/self/mem from offset 0 fails with EIO, as a failing disk would.
+    const fromPath = await verifyOfflineFile({ path: '/proc/self/mem', format: 'ndjson' }).catch((e: unknown) => e);
+    expect(fromPath).toBeInstanceOf(ChainlogError);
+    expect(fromPath).not.toBeInstanceOf(ChainlogFileFormatError);
+    expect(fromPath).toMatchObject({ code: 'EIO', message: expect.stringMatching(/^could not read the file "\/proc\/self\/mem": /) });
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('the network share went away'));
+      },
+    });
+    await expect(verifyOfflineFile({ input: failing, format: 'csv' })).rejects.toMatchObject({
+      code: 'CHAINLOG_INPUT',
+      message: expect.stringContaining('could not read the input stream: the network share went away'),
+    });
+  });
+
   it('with upToSeq, names events missing within it when the file goes on past it: deleted', async () => {
     await seedStream(db.pool, 'file-gap-up-to', 7);
     const lines = (await exported('file-gap-up-to', 'ndjson')).bytes.toString('utf8').trimEnd().split('\n');

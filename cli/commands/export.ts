@@ -64,14 +64,21 @@ export function verifyAdvice(
     fromSeq = first;
     expected = `${last}:${result.lastHash}`;
   } else {
-    // The seqs asked for, not those found: a missing event is what verify must report.
+    // The seqs asked for, not those found: a missing event is what verify must report. But a partial
+    // export's first event is taken on trust, so verify --from-seq refuses a file that starts later as
+    // one that lost its first lines: then it is the database that lacks them, which the note says, and
+    // the file is checked from where it starts.
     fromSeq = Math.max(1, Number(args.fromSeq ?? 1));
+    if (fromSeq > 1 && first > fromSeq) {
+      note = `the export starts at seq ${first}, not ${fromSeq}: the database is missing events. Run chainlog verify on the stream`;
+      fromSeq = first;
+    }
     const toSeq = args.toSeq === undefined ? head : Math.min(head, Number(args.toSeq));
     if (toSeq >= head) {
       expected = `${result.headSeq}:${result.headHash}`;
     } else {
       expected = `${last}:${result.lastHash}`;
-      if (last !== toSeq) note = `the export ends at seq ${last}, not ${toSeq}: the database is missing events. Run chainlog verify on the stream`;
+      if (last !== toSeq) note ??= `the export ends at seq ${last}, not ${toSeq}: the database is missing events. Run chainlog verify on the stream`;
     }
   }
   const words = ['chainlog', 'verify', '--file', file === undefined ? 'FILE' : shellWord(file)];

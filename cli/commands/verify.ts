@@ -181,8 +181,8 @@ export async function collectReports(args: VerifyArgs, out: Output): Promise<Ver
     if (!out.json) {
       // Without a head the file must end at, nothing says where it ends; a checkpoint covers only up to its seq.
       const unchecked = args.expectedHead ? ''
-        : checkpoint || checkpoints ? ' (no --expected-head: events after the checkpoint\'s seq could be cut off the end and it would still pass)'
-          : ' (no --expected-head: a file cut short at its end would still pass)';
+        : checkpoint || checkpoints ? ' (no --expected-head: events after the checkpoint\'s seq could be cut off the end, or rewritten with their hashes recomputed, and it would still pass)'
+          : ' (no --expected-head: the file was checked against itself only; cut short at its end, or rewritten with its hashes recomputed, it would still pass)';
       writeLine(out.stderr, `Read ${timer.done(rows)}${unchecked}.`);
       if (result.skipped) {
         // Read and checked for their form, but nobody vouches for them: say so rather than pass them over.

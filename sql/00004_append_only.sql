@@ -52,6 +52,14 @@ begin
     raise exception 'chainlog: begin_maintenance needs a reason'
       using errcode = 'LC006', hint = 'Say why, e.g. chainlog.begin_maintenance(''upgrade to chainlog 0.2'').';
   end if;
+  -- On a logical subscriber the record below would take an id from this database's identity, which
+  -- the replicated events do not advance: it collides with a replicated event's id, and then the
+  -- publisher's event with its id stops the subscription for good.
+  if exists (select from pg_catalog.pg_subscription_rel r where r.srrelid = 'chainlog.events'::pg_catalog.regclass) then
+    raise exception 'chainlog: begin_maintenance cannot run on a logical-replication subscriber of chainlog.events'
+      using errcode = 'LC004',
+            hint = 'Its record would take an event id the publisher also uses, and stop replication. Run maintenance on the publisher; chainlog migrate upgrades a subscriber without a record (docs/SQL.md, "Replication").';
+  end if;
   -- The insert runs with the owner's rights, so the reserved-name check lets it through: it must not
   -- follow a head the caller carried into chainlog.maintenance by hand (a seq and predecessor of their
   -- choosing). Without a carried head it claims the stream like any first event.
@@ -83,29 +91,58 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+  moved text;
+  unlogged text;
   disabled text;
-  events_table pg_catalog.regclass := pg_catalog.to_regclass('chainlog.events');
-  heads_table pg_catalog.regclass := pg_catalog.to_regclass('chainlog.stream_heads');
+  ids_given boolean;
 begin
   if pg_catalog.current_setting('chainlog.maintenance', true) = 'on' then
     return;
   end if;
-  -- By name, and without a cast that fails: after chainlog was removed (in a maintenance window) this
-  -- trigger must not break ALTER TABLE on the database's other tables.
-  if events_table is null or heads_table is null then
-    if pg_catalog.to_regnamespace('chainlog') is null then
-      return;
-    end if;
-    raise exception 'chainlog: renaming or moving chainlog.events or chainlog.stream_heads is not allowed'
+  -- chainlog's two tables, found in the catalogs by the triggers only they carry, wherever they are now
+  -- (renamed, moved, their schema renamed). Not by name through to_regclass(), which needs USAGE on
+  -- schema chainlog: this runs as whoever ran the ALTER, on any table of the database, and must not fail
+  -- for roles that have nothing to do with chainlog. Once chainlog is removed (in a maintenance window)
+  -- nothing is found and nothing refused.
+  with chainlog_tables as (
+    select c.oid, c.relpersistence, pg_catalog.format('%I.%I', n.nspname, c.relname) as name, t.tgname,
+           case t.tgname when 'zz_chainlog_chain' then 'chainlog.events' else 'chainlog.stream_heads' end as meant
+      from pg_catalog.pg_trigger t
+      join pg_catalog.pg_proc p on p.oid = t.tgfoid
+      join pg_catalog.pg_class c on c.oid = t.tgrelid
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where (t.tgname = 'zz_chainlog_chain' and p.proname = '_chain_event')
+        or (t.tgname = 'stream_heads_settle' and p.proname = '_settle_head'))
+  select pg_catalog.string_agg(pg_catalog.format('%s (now %s)', ct.meant, ct.name), ', ') filter (where ct.name <> ct.meant),
+         pg_catalog.string_agg(ct.name, ', ') filter (where ct.relpersistence <> 'p'),
+         (select pg_catalog.string_agg(tr.tgname::text, ', ')
+            from pg_catalog.pg_trigger tr
+           where tr.tgrelid in (select ct2.oid from chainlog_tables ct2)
+             and not tr.tgisinternal
+             -- 'O' fires in normal sessions, 'A' always; 'D' (disabled) and 'R' (replica only) switch it off.
+             and tr.tgenabled not in ('O', 'A')),
+         -- The events' ids come from their identity, GENERATED ALWAYS: dropping it (and its sequence) or
+         -- making it BY DEFAULT would let writers choose ids.
+         pg_catalog.bool_or(ct.tgname = 'zz_chainlog_chain'
+                            and not exists (select from pg_catalog.pg_attribute a
+                                             where a.attrelid = ct.oid and a.attname = 'id' and a.attidentity = 'a'))
+    into moved, unlogged, disabled, ids_given
+    from chainlog_tables ct;
+  if moved is not null then
+    raise exception 'chainlog: renaming or moving chainlog''s tables or their schema is not allowed: %', moved
       using errcode = 'LC004',
             hint = 'chainlog''s functions find its tables by name. For planned maintenance run SELECT chainlog.begin_maintenance(''why'') in the same transaction first.';
   end if;
-  -- 'O' fires in normal sessions, 'A' always; 'D' (disabled) and 'R' (replica only) switch it off.
-  select pg_catalog.string_agg(t.tgname::text, ', ') into disabled
-    from pg_catalog.pg_trigger t
-   where t.tgrelid in (events_table, heads_table)
-     and not t.tgisinternal
-     and t.tgenabled not in ('O', 'A');
+  if unlogged is not null then
+    raise exception 'chainlog: making chainlog''s tables unlogged is not allowed: %', unlogged
+      using errcode = 'LC004',
+            hint = 'An unlogged table is emptied after a crash and is neither replicated nor archived. For planned maintenance run SELECT chainlog.begin_maintenance(''why'') in the same transaction first.';
+  end if;
+  if ids_given then
+    raise exception 'chainlog: chainlog.events.id must stay GENERATED ALWAYS AS IDENTITY'
+      using errcode = 'LC004',
+            hint = 'chainlog numbers the events itself. For planned maintenance run SELECT chainlog.begin_maintenance(''why'') in the same transaction first.';
+  end if;
   if disabled is not null then
     raise exception 'chainlog: disabling chainlog''s triggers (%) is not allowed', disabled
       using errcode = 'LC004',
@@ -145,7 +182,7 @@ do $$
 begin
   if (select r.rolsuper from pg_catalog.pg_roles r where r.rolname = current_user) then
     create event trigger chainlog_guard_ddl on ddl_command_end
-      when tag in ('ALTER TABLE')
+      when tag in ('ALTER TABLE', 'ALTER SCHEMA')
       execute function chainlog_guard.refuse_disabling_triggers();
     create event trigger chainlog_guard_drop on sql_drop
       execute function chainlog_guard.refuse_dropping_chainlog();

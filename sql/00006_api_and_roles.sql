@@ -81,6 +81,43 @@ begin
   end loop;
 end $$;
 
+-- Privileges the install did not mean to give. ALTER DEFAULT PRIVILEGES (of the installing role, or in
+-- a schema) gives other roles privileges on every new table, sequence, function, type or schema, so on
+-- chainlog's too: a role given TRIGGER that way could rewrite events before the chain trigger hashes
+-- them. Everything anyone but the owner holds on chainlog's objects is taken back here (PUBLIC's USAGE
+-- on types excepted: a type's default), and the grants below give the documented ones.
+do $$
+declare
+  held record;
+begin
+  for held in
+    select o.kind, o.name, a.grantee
+      from (select case c.relkind when 'S' then 'sequence' else 'table' end as kind,
+                   c.oid::pg_catalog.regclass::pg_catalog.text as name, c.relacl as acl, c.relowner as owner
+              from pg_catalog.pg_class c
+             where c.relnamespace in ('chainlog'::pg_catalog.regnamespace, 'chainlog_guard'::pg_catalog.regnamespace)
+               and c.relkind in ('r', 'p', 'v', 'm', 'S')
+            union all
+            select 'function', p.oid::pg_catalog.regprocedure::pg_catalog.text, p.proacl, p.proowner
+              from pg_catalog.pg_proc p
+             where p.pronamespace in ('chainlog'::pg_catalog.regnamespace, 'chainlog_guard'::pg_catalog.regnamespace)
+            union all
+            select 'type', t.oid::pg_catalog.regtype::pg_catalog.text, t.typacl, t.typowner
+              from pg_catalog.pg_type t
+             where t.typnamespace in ('chainlog'::pg_catalog.regnamespace, 'chainlog_guard'::pg_catalog.regnamespace)
+            union all
+            select 'schema', pg_catalog.quote_ident(n.nspname), n.nspacl, n.nspowner
+              from pg_catalog.pg_namespace n
+             where n.nspname in ('chainlog', 'chainlog_guard')) o
+      cross join lateral pg_catalog.aclexplode(o.acl) a
+     where a.grantee <> o.owner and not (o.kind = 'type' and a.grantee = 0)
+     group by o.kind, o.name, a.grantee
+  loop
+    execute pg_catalog.format('revoke all on %s %s from %s', held.kind, held.name,
+      case held.grantee when 0 then 'public' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(held.grantee)) end);
+  end loop;
+end $$;
+
 -- Nobody gets UPDATE, DELETE or TRUNCATE, the owner included (the owner could grant them back, but
 -- the append-only triggers refuse the statements anyway).
 revoke all on chainlog.events, chainlog.stream_heads from public;

@@ -91,6 +91,19 @@ describe('a logical-replication subscriber', () => {
     }
   });
 
+  it('refuses a maintenance window, whose record would take an id the publisher uses and stop replication', async () => {
+    await caughtUp();
+    await expect(sub.query(`select chainlog.begin_maintenance('reindex on the replica')`)).rejects.toMatchObject({
+      code: 'LC004',
+      message: expect.stringContaining('logical-replication subscriber'),
+      hint: expect.stringContaining('publisher'),
+    });
+    expect((await sub.query(`select count(*)::int as n from chainlog.events where stream = 'chainlog.maintenance'`)).rows).toEqual([{ n: 0 }]);
+    // The publisher's next event still arrives.
+    await pub.query(`select chainlog.append('PAYMENT', 'CREATE', 'payments')`);
+    expect((await caughtUp()).find((h) => h.stream === 'payments')?.headSeq).toBe('4');
+  });
+
   it('applies a change forced on the publisher too, and reports it: a replica is no checkpoint', async () => {
     await asAttacker(pub, `update chainlog.events set actor = 'mallory' where stream = 'orders' and seq = 2`);
     const deadline = Date.now() + 60_000;

@@ -27,8 +27,9 @@ In a clone, after \`npm install\`: \`npx chainlog <command>\` (npm runs the proj
 command connects to \`--database-url\`, else \`DATABASE_URL\`, else an embedded PostgreSQL kept in
 \`./.chainlog/\` (created, migrated and started for the command, stopped after it; it says so on
 stderr every time, so a job that lost its \`DATABASE_URL\` does not write elsewhere unnoticed; two
-commands at once in one folder share that server, and the one that started it waits for the other
-sessions on it to end before stopping it). Add \`--json\` for
+commands at once in one folder share that server: the one that started it waits for the other
+commands and sessions on it to end before stopping it, and a command that comes as it stops starts
+it again). Add \`--json\` for
 machine-readable output; errors are then printed as \`{"error": {...}}\` on stdout too.
 
 Without \`--json\`, every value the CLI did not write itself (a stream name, actor or payload from the

@@ -5,8 +5,9 @@
 -- chainlog.append(), chainlog.verify(), chainlog.verify_all(), chainlog.streams.
 --
 -- postgres-migrations keeps its own bookkeeping in an unqualified `migrations` table; chainlog's
--- migrate() creates this schema first and runs with search_path = chainlog, so that table is
--- chainlog.migrations and nothing is added to the application's schemas.
+-- migrate() creates this schema first, keeps that record in chainlog.applied_migrations with a view
+-- chainlog.migrations over it, and runs with search_path = chainlog, pg_temp: nothing is added to the
+-- application's schemas (src/migrate.ts says why a view).
 --
 -- Every PL/pgSQL function here has `set search_path = pg_catalog, pg_temp` and writes the names of
 -- tables and functions with their schema. The temporary schema is named, and named last, on purpose:

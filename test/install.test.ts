@@ -14,16 +14,22 @@ describe('installing chainlog', () => {
     expect(second.applied).toEqual([]);
   });
 
-  it('keeps the migrations bookkeeping table inside the chainlog schema', async () => {
+  it('keeps the migrations bookkeeping inside the chainlog schema, and no table named migrations anywhere', async () => {
     const url = databaseUrl(await createEmptyDatabase());
     await migrate({ connectionString: url });
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     const { rows } = await client.query(
-      `select table_schema from information_schema.tables where table_name = 'migrations'`,
+      `select table_schema, table_name, table_type from information_schema.tables
+        where table_name in ('migrations', 'applied_migrations') order by table_name`,
     );
     await client.end();
-    expect(rows).toEqual([{ table_schema: 'chainlog' }]);
+    // A table named migrations in any schema would make postgres-migrations runs of the application's
+    // own take it for theirs: chainlog's is a view.
+    expect(rows).toEqual([
+      { table_schema: 'chainlog', table_name: 'applied_migrations', table_type: 'BASE TABLE' },
+      { table_schema: 'chainlog', table_name: 'migrations', table_type: 'VIEW' },
+    ]);
   });
 
   it('two installs at once into the same database both succeed', async () => {

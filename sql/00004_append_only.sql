@@ -103,7 +103,9 @@ begin
   -- (renamed, moved, their schema renamed). Not by name through to_regclass(), which needs USAGE on
   -- schema chainlog: this runs as whoever ran the ALTER, on any table of the database, and must not fail
   -- for roles that have nothing to do with chainlog. Once chainlog is removed (in a maintenance window)
-  -- nothing is found and nothing refused.
+  -- nothing is found and nothing refused. The trigger's function and the table must belong to the role
+  -- that installed chainlog (who owns this event trigger): any role may create a table with a trigger
+  -- and a function named like chainlog's, which would otherwise make every ALTER TABLE fail.
   with chainlog_tables as (
     select c.oid, c.relpersistence, pg_catalog.format('%I.%I', n.nspname, c.relname) as name, t.tgname,
            case t.tgname when 'zz_chainlog_chain' then 'chainlog.events' else 'chainlog.stream_heads' end as meant
@@ -111,8 +113,10 @@ begin
       join pg_catalog.pg_proc p on p.oid = t.tgfoid
       join pg_catalog.pg_class c on c.oid = t.tgrelid
       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-     where (t.tgname = 'zz_chainlog_chain' and p.proname = '_chain_event')
-        or (t.tgname = 'stream_heads_settle' and p.proname = '_settle_head'))
+     where ((t.tgname = 'zz_chainlog_chain' and p.proname = '_chain_event')
+            or (t.tgname = 'stream_heads_settle' and p.proname = '_settle_head'))
+       and (p.proowner, c.relowner) = (select e.evtowner, e.evtowner from pg_catalog.pg_event_trigger e
+                                        where e.evtname = 'chainlog_guard_ddl'))
   select pg_catalog.string_agg(pg_catalog.format('%s (now %s)', ct.meant, ct.name), ', ') filter (where ct.name <> ct.meant),
          pg_catalog.string_agg(ct.name, ', ') filter (where ct.relpersistence <> 'p'),
          (select pg_catalog.string_agg(tr.tgname::text, ', ')

@@ -468,6 +468,13 @@ describe('DDL that would switch the protection off (event triggers, installed by
       await client.query(`create table ${role}.t (a int); alter table ${role}.t add column b int`);
       await client.query('create temporary table t_temp (a int); alter table t_temp add column b int; drop table t_temp');
       await client.query(`alter schema ${role} rename to ${role}_renamed; alter schema ${role}_renamed rename to ${role}`);
+      // A table, trigger and function of its own named like chainlog's are not taken for chainlog's.
+      await client.query(`create table ${role}.decoy (x int);
+        create function ${role}._chain_event() returns trigger language plpgsql as $$ begin return new; end $$;
+        create trigger zz_chainlog_chain before insert on ${role}.decoy for each row execute function ${role}._chain_event();
+        alter table ${role}.decoy disable trigger zz_chainlog_chain`);
+      await client.query('reset role');
+      await db.query(`create table public.app_${role} (x int); alter table public.app_${role} add column y int; drop table public.app_${role}`);
     } finally {
       await client.query('reset role');
       await db.query(`drop schema ${role} cascade; revoke create, temporary on database "${rows[0].name}" from ${role}; drop role ${role}`);

@@ -1,4 +1,5 @@
 // What every command shares: the global options, exit codes, and turning errors into exit code 2.
+import { ISO_TIME } from '../src/client.js';
 import { ChainlogError, invalidArgument, toChainlogError } from '../src/errors.js';
 import { printable, processOutput, red, writeJson, writeLine, type Output } from './output.js';
 
@@ -71,8 +72,6 @@ export function integerOption(flag: string, text: string | number | undefined, m
 /** What --help says about every time option. */
 export const TIME_HELP = 'ISO 8601; UTC unless it has an offset: 2025-01-31, 2025-01-31T09:30, 2025-01-31T09:30+02:00';
 
-const ISO_TIME =
-  /^(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?:[T ]((?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:\.\d{1,6})?)?))?\s*(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?$/i;
 
 /**
  * A time option (--from, --to of search and export): an ISO 8601 date or date and time, read as UTC

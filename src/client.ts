@@ -331,6 +331,25 @@ async function run<R extends pg.QueryResultRow>(
 // ---------------------------------------------------------------------------------------------------
 // Values in and out
 
+/**
+ * An ISO 8601 date or time, as the CLI's time options take it: the date, the time (seconds, a leap
+ * second and microseconds optional) and the offset (Z, +02, +0200, +02:00) in groups 1, 2 and 3.
+ */
+export const ISO_TIME =
+  /^(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?:[T ]((?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:\.\d{1,6})?)?))?\s*(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?$/i;
+
+/**
+ * A search() bound: an ISO 8601 string without an offset is UTC, as export() and the CLI read it,
+ * whatever the server's TimeZone (which PostgreSQL would apply). Other strings go to PostgreSQL as
+ * written.
+ */
+function searchTimeParam(value: Date | string | undefined, name: string): string | null {
+  const text = timestampParam(value, name);
+  if (text === null || value instanceof Date) return text;
+  const m = ISO_TIME.exec(text.trim());
+  return m && m[3] === undefined ? `${m[1]}T${m[2] ?? '00:00:00'}Z` : text;
+}
+
 function timestampParam(value: Date | string | undefined, name: string): string | null {
   if (value === undefined || value === null) return null;
   if (value instanceof Date) {
@@ -576,10 +595,13 @@ function encodeCursor(recordedAt: string, id: string): string {
 function decodeCursor(cursor: string): [string, string] {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    // As encodeCursor() writes them: a real UTC time to the microsecond, and an id PostgreSQL's bigint
+    // holds. Anything else would reach the database and fail there (22008, 22003).
     if (
       Array.isArray(value) && value.length === 2 &&
-      typeof value[0] === 'string' && /^\d{4}-\d\d-\d\dT[\d:.]+Z$/.test(value[0]) &&
-      typeof value[1] === 'string' && /^\d+$/.test(value[1])
+      typeof value[0] === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z$/.test(value[0]) &&
+      new Date(value[0]).toISOString().slice(0, 19) === value[0].slice(0, 19) &&
+      typeof value[1] === 'string' && /^\d{1,19}$/.test(value[1]) && BigInt(value[1]) <= 9223372036854775807n
     ) {
       return [value[0], value[1]];
     }
@@ -622,9 +644,9 @@ export function buildSearchQuery(query: SearchQuery = {}): { text: string; value
     where.push(`e.result = '${query.result}'`);
     filters++;
   }
-  const from = timestampParam(query.from, 'from');
+  const from = searchTimeParam(query.from, 'from');
   if (from !== null) where.push(`e.recorded_at >= ${param(from, 'timestamptz')}`);
-  const to = timestampParam(query.to, 'to');
+  const to = searchTimeParam(query.to, 'to');
   if (to !== null) where.push(`e.recorded_at < ${param(to, 'timestamptz')}`);
   if (query.cursor !== undefined && query.cursor !== null && query.cursor !== '') {
     const [recordedAt, id] = decodeCursor(query.cursor);

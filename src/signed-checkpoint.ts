@@ -109,7 +109,11 @@ export function openSignedCheckpoint(document: unknown, publicKey: KeyInput, sou
     );
   }
   const signature = Buffer.from(doc.signature, 'base64');
-  if (signature.length !== 64 || !verify(null, Buffer.from(doc.heads, 'utf8'), key, signature)) {
+  // Node's base64 decoder skips what it cannot read (whitespace, URL-safe letters, text after the
+  // padding); the OpenSSL check in docs/FORMAT.md does not. Only the exact encoding chainlog writes
+  // passes, so that both checkers agree on every file.
+  const exact = signature.toString('base64') === doc.signature;
+  if (!exact || signature.length !== 64 || !verify(null, Buffer.from(doc.heads, 'utf8'), key, signature)) {
     throw badSignature(
       `${source}: the signature does not match its heads: the file was changed after it was signed.`,
       'Its heads cannot be trusted; get the checkpoint again from where it was kept.',

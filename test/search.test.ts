@@ -86,7 +86,34 @@ describe('search() filters', () => {
 
   it('refuses a cursor it did not make, and a limit out of range', async () => {
     await expect(log().search({ cursor: 'bm90IGEgY3Vyc29y' })).rejects.toBeInstanceOf(ChainlogInvalidArgumentError);
+    // Shaped like one, but with a time or an id PostgreSQL would refuse: refused before the database.
+    const crafted = (recordedAt: string, id: string) => Buffer.from(JSON.stringify([recordedAt, id])).toString('base64url');
+    for (const cursor of [crafted('2024-13-45T99:99:99Z', '1'), crafted('2024-02-30T00:00:00Z', '1'), crafted('2024-01-31T00:00:00Z', '99999999999999999999')]) {
+      await expect(log().search({ cursor })).rejects.toMatchObject({ code: 'CHAINLOG_INVALID_ARGUMENT' });
+    }
     await expect(log().search({ limit: 1001 })).rejects.toBeInstanceOf(ChainlogInvalidArgumentError);
+  });
+});
+
+describe('search() times', () => {
+  it('reads an ISO 8601 from/to without an offset as UTC, whatever the server\'s TimeZone', async () => {
+    await log().append({ stream: 'tz', eventType: 'T', action: 'CREATE' });
+    const { rows } = await db.query(`select to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as utc from chainlog.events where stream = 'tz'`);
+    const utc = rows[0].utc as string;
+    const hourBefore = new Date(Date.parse(`${utc}Z`) - 3_600_000).toISOString().slice(0, 19);
+    const { rows: [{ name }] } = await db.query('select current_database() as name');
+    await db.query(`alter database "${name}" set timezone = 'America/New_York'`);
+    try {
+      const client = await db.connect();
+      expect((await client.query('show timezone')).rows[0].TimeZone).toBe('America/New_York');
+      const found = async (query: SearchQuery) => (await createChainlog({ client }).search({ stream: 'tz', ...query })).events.length;
+      expect(await found({ from: hourBefore })).toBe(1);
+      expect(await found({ from: `${hourBefore}+00:00` })).toBe(1);
+      expect(await found({ to: hourBefore })).toBe(0);
+      expect(await found({ from: hourBefore.replace('T', ' ') })).toBe(1);
+    } finally {
+      await db.query(`alter database "${name}" reset timezone`);
+    }
   });
 });
 

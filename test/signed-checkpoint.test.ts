@@ -75,6 +75,12 @@ describe('signCheckpoint() and openSignedCheckpoint()', () => {
     // Even a change that leaves the heads' meaning alone: the signed bytes are the text as it stands.
     expect(() => openSignedCheckpoint(withHeads(doc, (h) => ` ${h}`), keys.publicKeyPem)).toThrow(ChainlogSignatureError);
     expect(() => openSignedCheckpoint({ ...doc, signature: doc.signature.slice(4) }, keys.publicKeyPem)).toThrow(ChainlogSignatureError);
+    // The same signature written otherwise, which Node would decode alike but OpenSSL's check refuses.
+    const urlSafe = doc.signature.replace(/\+/g, '-').replace(/\//g, '_');
+    for (const signature of [`${doc.signature}AAAA`, `${doc.signature.slice(0, 40)}\n${doc.signature.slice(40)}`, urlSafe]) {
+      if (signature === doc.signature) continue;
+      expect(() => openSignedCheckpoint({ ...doc, signature }, keys.publicKeyPem)).toThrow(ChainlogSignatureError);
+    }
 
     const other = generateSigningKeys();
     const err = (() => {

@@ -70,7 +70,9 @@ describe('verifyOffline() from the database', () => {
   it('recomputes events holding every kind of value in the format vectors, from the database and from both exports', async () => {
     // The vectors' values (unicode, IPv6, BC and far-future timestamps, JSON null, empty strings ...)
     // chained by the trigger, then verified through COPY's binary form and through CSV and NDJSON text.
-    const vectors = (JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as VectorFile).vectors;
+    // Not the infinite occurred_at ones: the trigger refuses those (test/format.test.ts checks their bytes).
+    const vectors = (JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as VectorFile).vectors
+      .filter(({ input }) => !/infinity/.test(input.occurred_at ?? ''));
     for (const { input: v } of vectors) {
       await db.query(
         `insert into chainlog.events (stream, actor, actor_type, event_type, action, result, resource_type, resource_id,

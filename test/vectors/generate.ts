@@ -123,6 +123,7 @@ const CASES: Case[] = [
   { name: 'IPv6 address with a prefix length', source_ip: 'fe80::1ff:fe23:4567:890a/64', prev_hash: 'genesis' },
   { name: 'IPv6 unspecified address', source_ip: '::', prev_hash: 'genesis' },
   { name: 'IPv4-mapped IPv6 address', source_ip: '::ffff:192.0.2.128', prev_hash: 'genesis' },
+  { name: 'IPv6 address printed with a dotted IPv4 tail', source_ip: '::1.2.3.4', prev_hash: 'genesis' },
   { name: 'occurred_at before 2000 (negative microseconds)', occurred_at: '1969-07-20 20:17:40+00', prev_hash: 'genesis' },
   {
     name: 'occurred_at one microsecond before 2000-01-01 UTC',
@@ -133,6 +134,11 @@ const CASES: Case[] = [
   { name: 'occurred_at given in another time zone', occurred_at: '2024-03-10 02:30:00.25-05:30', prev_hash: 'genesis' },
   { name: 'occurred_at before the common era', occurred_at: '0044-03-15 12:00:00+00 BC', prev_hash: 'genesis' },
   { name: 'occurred_at at the largest timestamptz', occurred_at: '294276-12-31 23:59:59.999999+00', prev_hash: 'genesis' },
+  { name: 'occurred_at at the smallest timestamptz', occurred_at: '4714-11-24 00:00:00+00 BC', prev_hash: 'genesis' },
+  // The trigger refuses these for occurred_at; a tampered row may still hold them, and a verifier must
+  // encode them as PostgreSQL does.
+  { name: 'occurred_at infinity (only in a tampered row)', occurred_at: 'infinity', prev_hash: 'genesis' },
+  { name: 'occurred_at -infinity (only in a tampered row)', occurred_at: '-infinity', prev_hash: 'genesis' },
   { name: 'seq beyond 2^53', seq: '9007199254740993', prev_hash: '\\x' + '0f'.repeat(32) },
   {
     name: 'jsonb: nested objects and arrays, keys reordered by jsonb, duplicate key keeps the last',

@@ -1,5 +1,5 @@
 // What every command shares: the global options, exit codes, and turning errors into exit code 2.
-import { ISO_TIME } from '../src/client.js';
+import { isoTimeWithOffset } from '../src/client.js';
 import { ChainlogError, invalidArgument, toChainlogError } from '../src/errors.js';
 import { printable, processOutput, red, writeJson, writeLine, type Output } from './output.js';
 
@@ -80,12 +80,11 @@ export const TIME_HELP = 'ISO 8601; UTC unless it has an offset: 2025-01-31, 202
  */
 export function timeOption(flag: string, text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
-  const m = ISO_TIME.exec(String(text).trim());
-  if (!m) {
+  const time = isoTimeWithOffset(String(text));
+  if (time === undefined) {
     throw invalidArgument(`--${flag} must be an ISO 8601 date or time, e.g. 2025-01-31 or 2025-01-31T09:30:00+02:00, not ${JSON.stringify(String(text))}.`);
   }
-  const zone = m[3] === undefined || m[3].toUpperCase() === 'Z' ? 'Z' : m[3];
-  return `${m[1]}T${m[2] ?? '00:00:00'}${zone}`;
+  return time;
 }
 
 /** One word for a POSIX shell: as is when that is safe, else in single quotes. */

@@ -335,8 +335,19 @@ async function run<R extends pg.QueryResultRow>(
  * An ISO 8601 date or time, as the CLI's time options take it: the date, the time (seconds, a leap
  * second and microseconds optional) and the offset (Z, +02, +0200, +02:00) in groups 1, 2 and 3.
  */
-export const ISO_TIME =
+const ISO_TIME =
   /^(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?:[T ]((?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:\.\d{1,6})?)?))?\s*(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?$/i;
+
+/**
+ * An ISO 8601 date or time with its offset spelled out (Z when it gives none: UTC), for PostgreSQL to
+ * read the same whatever the session's TimeZone; undefined when `text` is not one.
+ */
+export function isoTimeWithOffset(text: string): string | undefined {
+  const m = ISO_TIME.exec(text.trim());
+  if (!m) return undefined;
+  const zone = m[3] === undefined || m[3].toUpperCase() === 'Z' ? 'Z' : m[3];
+  return `${m[1]}T${m[2] ?? '00:00:00'}${zone}`;
+}
 
 /**
  * A search() bound: an ISO 8601 string without an offset is UTC, as export() and the CLI read it,
@@ -346,8 +357,7 @@ export const ISO_TIME =
 function searchTimeParam(value: Date | string | undefined, name: string): string | null {
   const text = timestampParam(value, name);
   if (text === null || value instanceof Date) return text;
-  const m = ISO_TIME.exec(text.trim());
-  return m && m[3] === undefined ? `${m[1]}T${m[2] ?? '00:00:00'}Z` : text;
+  return isoTimeWithOffset(text) ?? text;
 }
 
 function timestampParam(value: Date | string | undefined, name: string): string | null {

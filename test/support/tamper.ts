@@ -81,13 +81,6 @@ function moved(s: string, from: number, to: number): string {
          update chainlog.events set seq = ${to} where stream = '${s}' and seq = 1000`;
 }
 
-/** SQL moving events 5.. up by one and putting a forged event linked to event 4 at seq 5. */
-function insertedAt5(s: string, wellFormed: boolean): string {
-  return `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= 5;
-         update chainlog.events set seq = seq - 999 where stream = '${s}' and seq > 1000;
-         ${forgedEvent(s, 5, 4, 'hash', wellFormed)}`;
-}
-
 /** SQL moving every event up by `n` seqs from seq `from` on (through free seqs, since (stream, seq) is unique). */
 function renumberedUp(s: string, from: number, n: number): string {
   return `update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq >= ${from};
@@ -99,6 +92,12 @@ function deletedAndRenumbered(s: string, from: number, to: number): string {
   return `delete from chainlog.events where stream = '${s}' and seq between ${from} and ${to};
          update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq > ${to};
          update chainlog.events set seq = seq - 1000 - ${to - from + 1} where stream = '${s}' and seq > 1000`;
+}
+
+/** SQL moving events 5.. up by one and putting a forged event linked to event 4 at seq 5. */
+function insertedAt5(s: string, wellFormed: boolean): string {
+  return `${renumberedUp(s, 5, 1)};
+         ${forgedEvent(s, 5, 4, 'hash', wellFormed)}`;
 }
 
 /**
@@ -191,12 +190,7 @@ export const scenarios: TamperScenario[] = [
     name: 'event 3 is deleted and later events renumbered to hide the gap',
     length: 10,
     apply: (db, s) =>
-      asAttacker(
-        db,
-        `delete from chainlog.events where stream = '${s}' and seq = 3;
-         update chainlog.events set seq = seq + 1000 where stream = '${s}' and seq > 3;
-         update chainlog.events set seq = seq - 1001 where stream = '${s}' and seq > 1000`,
-      ),
+      asAttacker(db, deletedAndRenumbered(s, 3, 3)),
     expected: { problem: 'deleted', firstBadSeq: 3 },
   },
   {
